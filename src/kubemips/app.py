@@ -1,0 +1,130 @@
+"""Entry points shared by tasks.py and noxfile.py: each a plain function over Settings.
+
+``edge`` is the one place errors are caught: it prints the message and exits with the
+error's code, so every command fails the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+from . import components, config, localregistry, log
+from .arch import parse_arches
+from .build import Report, Runner, raise_for_failures, summary
+from .config import Settings
+from .engine import Engine
+from .errors import KubemipsError
+from .plan import Plan, make_plan
+from .registry import Registry
+from .verify import verify_list
+
+
+@contextmanager
+def edge() -> Iterator[None]:
+    """Turn a KubemipsError into one message on stderr and a non-zero exit."""
+    try:
+        yield
+    except KubemipsError as exc:
+        sys.stdout.flush()
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
+
+
+def settings(*, arch: str = "", registry: str = "", jobs: int = 0, config_file: str = "") -> Settings:
+    flags: dict[str, Any] = {
+        "build.architectures": list(a.name for a in parse_arches(arch)) if arch else None,
+        "registry.address": registry or None,
+        "build.jobs": jobs or None,
+    }
+    from pathlib import Path
+
+    return config.load(config_file=Path(config_file) if config_file else None, flags=flags)
+
+
+def embedded_server(s: Settings) -> localregistry.RegistryServer:
+    return localregistry.embedded(s.embedded_listen, s.cache_dir)
+
+
+def open_registry(s: Settings, *, start: bool = True) -> Registry:
+    """A client for the configured registry; starts the embedded one when it is the target."""
+    if s.embedded and start:
+        localregistry.ensure_running(embedded_server(s))
+    reg = Registry(
+        s.registry,
+        plain_http=s.plain_http,
+        username=os.environ.get("REGISTRY_USERNAME", ""),
+        password=os.environ.get("REGISTRY_PASSWORD", ""),
+    )
+    reg.ping()
+    return reg
+
+
+def plan_for(s: Settings, what: str | Sequence[str]) -> Plan:
+    catalog = components.load_all(s.root)
+    names = components.resolve_what(what if isinstance(what, str) else list(what), catalog, s.default_what)
+    return make_plan(names, s.arches, catalog)
+
+
+def build(
+    s: Settings,
+    what: str | Sequence[str],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    smoke: bool = True,
+) -> Report | None:
+    plan = plan_for(s, what)
+    if dry_run:
+        log.print_block(plan.describe(s.registry))
+        log.print_block("dry run: nothing built, pushed or started")
+        return None
+    arches = ", ".join(a.name for a in s.arches)
+    with log.step(f"build {', '.join(plan.requested)} for {arches} into {s.registry}"):
+        reg = open_registry(s)
+        runner = Runner(s, reg, Engine(), force=force, smoke=smoke)
+        report = runner.run(plan)
+    log.print_block("\n" + summary(report, reg))
+    raise_for_failures(report)
+    return report
+
+
+def verify(s: Settings, what: str | Sequence[str]) -> None:
+    """Re-verify the published lists of WHAT (no building)."""
+    plan = plan_for(s, what)
+    reg = open_registry(s, start=False)
+    rows = []
+    failed = 0
+    for node in plan.nodes:
+        if node.id.endswith("/list"):
+            name, tag = node.comp.image.name, node.comp.tag
+            try:
+                children = verify_list(reg, name, tag, s.arches)
+                rows.append([reg.ref(name, tag), ", ".join(a.name for a in children), "ok"])
+            except KubemipsError as exc:
+                failed += 1
+                rows.append([reg.ref(name, tag), "-", f"FAILED: {exc}"])
+    log.print_block(log.table(["manifest list", "arches", "result"], rows))
+    if failed:
+        raise KubemipsError(f"{failed} list(s) failed verification")
+
+
+def show_config(s: Settings) -> None:
+    rows = [[key, src] for key, src in sorted(s.sources.items())]
+    log.print_block(
+        f"config file : {s.config_path or '(none)'}\n"
+        f"registry    : {s.registry} ({'embedded' if s.embedded else 'external'}, "
+        f"{'http' if s.plain_http else 'https'})\n"
+        f"arches      : {', '.join(f'{a.name} ({a.platform})' for a in s.arches)}\n"
+        f"jobs        : {s.jobs}\n"
+        f"debian      : {s.debian_suite}, mirror {s.debian_mirror or '(host apt sources)'}\n"
+        f"cache       : {s.cache_dir}\n\n" + log.table(["setting", "from"], rows)
+    )
+
+
+def list_images(s: Settings) -> None:
+    catalog = components.load_all(s.root)
+    rows = [[c.image.name, c.tag, c.kind, c.image.base, c.description] for c in catalog.values()]
+    log.print_block(log.table(["image", "tag", "kind", "base", "description"], rows))

@@ -1,0 +1,347 @@
+"""Walk a plan: build, push by digest, verify, smoke-check, tag; then lists.
+
+Publishing order is what keeps a failure from leaving anything half-published: a
+per-arch image is pushed by digest, read back and run on its architecture before its tag
+moves; a list is assembled only from per-arch nodes that all succeeded, pushed after its
+children, and verified.  Every node's skip key is a digest of all of its inputs, stored as
+a config label, so a node whose key the registry already holds is not rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import log, oci
+from .arch import Arch
+from .builders import BuildContext, builder_for
+from .components import Component
+from .config import Settings
+from .engine import Engine
+from .errors import BuildError, KubemipsError, SmokeError
+from .host import check_emulation
+from .plan import ImageNode, ListNode, Node, Plan
+from .registry import Registry
+from .verify import verify_image, verify_list
+
+ASSEMBLY_VERSION = "1"
+"""Bumped when image assembly changes in a way that changes digests."""
+
+
+@dataclass
+class ImageResult:
+    node: ImageNode
+    status: str = "pending"  # built | cached | failed | blocked
+    digest: str = ""
+    manifest_size: int = 0
+    size: int = 0
+    smoke: str = "-"  # pass | cached | fail | skipped | -
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("built", "cached")
+
+
+@dataclass
+class ListResult:
+    node: ListNode
+    status: str = "pending"  # published | unchanged | not published
+    digest: str = ""
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("published", "unchanged")
+
+
+Result = ImageResult | ListResult
+
+
+@dataclass
+class Report:
+    results: dict[str, Result] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def images(self) -> list[ImageResult]:
+        return [r for r in self.results.values() if isinstance(r, ImageResult)]
+
+    def lists(self) -> list[ListResult]:
+        return [r for r in self.results.values() if isinstance(r, ListResult)]
+
+    @property
+    def failures(self) -> list[Result]:
+        return [r for r in self.results.values() if not r.ok]
+
+
+def input_key(doc: dict[str, Any]) -> str:
+    """The skip key: a digest of every input, canonically serialized."""
+    return "sha256:" + hashlib.sha256(oci.canonical_json(doc)).hexdigest()
+
+
+class Runner:
+    """Executes plans against one registry and one engine."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        engine: Engine,
+        *,
+        force: bool = False,
+        smoke: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.engine = engine
+        self.force = force
+        self.smoke_enabled = smoke
+        self.ctx = BuildContext(settings, oci.BlobStore(settings.cache_dir / "blobs"))
+
+    # -- per-arch image ---------------------------------------------------------------
+    def _base(self, comp: Component, arch: Arch, results: dict[str, Result]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        if comp.image.base == "scratch":
+            return None
+        parent = results[f"{comp.image.base}/{arch.name}"]
+        assert isinstance(parent, ImageResult) and parent.ok
+        manifest = self.registry.get_manifest(comp.image.base, parent.digest)
+        if manifest is None:
+            raise BuildError(f"base {comp.image.base}@{parent.digest} vanished from the registry")
+        config = json.loads(self.registry.get_blob(comp.image.base, manifest.doc["config"]["digest"]))
+        return parent.digest, manifest.doc, config
+
+    def _cached(self, node: ImageNode, key: str) -> oci.Blob | None:
+        """The manifest under the node's tag, when its inputs label equals ``key``."""
+        name = node.comp.image.name
+        existing = self.registry.get_manifest(name, node.tag)
+        if existing is None or existing.is_list:
+            return None
+        config = json.loads(self.registry.get_blob(name, existing.doc["config"]["digest"]))
+        labels = (config.get("config") or {}).get("Labels") or {}
+        if labels.get(oci.INPUTS_LABEL) != key:
+            return None
+        return oci.Blob(existing.digest, len(existing.raw), Path("-"), existing.media_type)
+
+    def build_image(self, node: ImageNode, results: dict[str, Result]) -> ImageResult:
+        comp, arch = node.comp, node.arch
+        name = comp.image.name
+        res = ImageResult(node)
+        builder = builder_for(comp)
+        base = self._base(comp, arch, results)
+        key = input_key(
+            {
+                "assembly": ASSEMBLY_VERSION,
+                "component": comp.raw,
+                "builder": {"kind": builder.kind, "version": builder.version, "inputs": builder.inputs(comp, arch, self.ctx)},
+                "arch": arch.platform,
+                "base": base[0] if base else "scratch",
+                "epoch": self.settings.source_date_epoch,
+            }
+        )
+        cached = None if self.force else self._cached(node, key)
+        if cached is not None:
+            res.status, res.digest, res.manifest_size = "cached", cached.digest, cached.size
+            res.size = verify_image(self.registry, name, cached.digest, arch)
+            log.info(f"[{node.id}] up to date: {name}:{node.tag} ({cached.digest[:19]})")
+            self._smoke(node, res)
+            return res
+
+        log.info(f"[{node.id}] building ({comp.kind}) ...")
+        out = builder.build(comp, arch, self.ctx)
+        labels = {
+            **comp.image.labels,
+            **out.labels,
+            "org.opencontainers.image.title": name,
+            "org.opencontainers.image.version": comp.version,
+            oci.INPUTS_LABEL: key,
+        }
+        spec = oci.ImageSpec(
+            env=comp.image.env,
+            entrypoint=comp.image.entrypoint,
+            cmd=comp.image.cmd,
+            workdir=comp.image.workdir,
+            user=comp.image.user,
+            labels=labels,
+            exposed_ports=comp.image.expose,
+        )
+        config = oci.image_config(
+            arch,
+            diff_ids=[layer.diff_id for layer in out.layers],
+            spec=spec,
+            epoch=self.settings.source_date_epoch,
+            history=out.history,
+            base_config=base[2] if base else None,
+        )
+        config_blob = self.ctx.store.put_bytes(oci.canonical_json(config), oci.CONFIG)
+        base_layers: list[dict[str, Any]] = list(base[1]["layers"]) if base else []
+        for layer_desc in base_layers:
+            self.registry.mount_blob(name, layer_desc["digest"], comp.image.base)
+        sent = 0
+        for layer in out.layers:
+            if self.registry.push_blob(name, layer.blob):
+                sent += layer.blob.size
+        self.registry.push_blob(name, config_blob)
+        manifest = oci.image_manifest(config_blob, base_layers + [layer.blob.descriptor() for layer in out.layers])
+        raw = oci.canonical_json(manifest)
+        digest = self.registry.put_manifest(name, oci.sha256_digest(raw), raw, oci.MANIFEST)
+        res.digest, res.manifest_size = digest, len(raw)
+        res.size = verify_image(self.registry, name, digest, arch)
+        log.info(f"[{node.id}] pushed {name}@{digest[:19]} ({log.human_size(sent)} uploaded), verified")
+        self._smoke(node, res)
+        # Only a verified, smoke-checked image gets the tag.
+        self.registry.put_manifest(name, node.tag, raw, oci.MANIFEST)
+        res.status = "built"
+        return res
+
+    def _smoke_marker(self, node: ImageNode, digest: str) -> Path:
+        smoke = node.comp.smoke
+        spec = hashlib.sha256(oci.canonical_json([list(smoke.command), smoke.expect, list(smoke.env)])).hexdigest()[:16]
+        return self.settings.cache_dir / "smoke" / f"{digest.removeprefix('sha256:')}-{spec}"
+
+    def _smoke(self, node: ImageNode, res: ImageResult) -> None:
+        if not self.smoke_enabled:
+            res.smoke = "skipped"
+            return
+        marker = self._smoke_marker(node, res.digest)
+        if marker.exists() and not self.force:
+            res.smoke = "cached"
+            return
+        comp, arch = node.comp, node.arch
+        check_emulation(arch)
+        ref = self.registry.ref(comp.image.name, res.digest)
+        self.engine.pull(ref, arch)
+        outcome = self.engine.run(ref, arch, comp.smoke.command, env=comp.smoke.env, timeout=comp.smoke.timeout)
+        pattern = comp.smoke.pattern(comp.version, arch)
+        if outcome.exit_code != 0 or not pattern.search(outcome.output):
+            res.smoke = "fail"
+            raise SmokeError(
+                f"[{node.id}] smoke check failed: `{' '.join(comp.smoke.command)}` exited {outcome.exit_code}, "
+                f"expected output matching /{pattern.pattern}/; got:\n{outcome.output[-1500:]}"
+            )
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(outcome.output)
+        res.smoke = "pass"
+        first = outcome.output.strip().splitlines()[:1]
+        log.info(f"[{node.id}] smoke pass on {arch.platform}: {first[0] if first else ''}")
+
+    # -- list ---------------------------------------------------------------------------
+    def publish_list(self, node: ListNode, results: dict[str, Result]) -> ListResult:
+        name = node.comp.image.name
+        res = ListResult(node)
+        entries = []
+        for arch in node.arches:
+            child = results[f"{name}/{arch.name}"]
+            assert isinstance(child, ImageResult) and child.ok
+            entries.append(oci.ListEntry(arch, child.digest, child.manifest_size))
+        raw = oci.canonical_json(oci.manifest_list(entries))
+        digest = oci.sha256_digest(raw)
+        existing = self.registry.get_manifest(name, node.tag)
+        if existing is not None and existing.digest == digest:
+            res.status = "unchanged"
+        else:
+            self.registry.put_manifest(name, digest, raw, oci.MANIFEST_LIST)
+            self.registry.put_manifest(name, node.tag, raw, oci.MANIFEST_LIST)
+            res.status = "published"
+        verify_list(self.registry, name, node.tag, node.arches, expected=digest)
+        res.digest = digest
+        log.info(f"[{node.id}] {res.status} {self.registry.ref(name, node.tag)} ({digest[:19]}), verified")
+        return res
+
+    # -- walk ---------------------------------------------------------------------------
+    def run(self, plan: Plan) -> Report:
+        report = Report()
+        began = time.monotonic()
+        results = report.results
+        pending: list[Node] = list(plan.nodes)
+        running: dict[Future[Result], Node] = {}
+
+        def blocked(node: Node, why: str) -> Result:
+            res: Result = ImageResult(node) if isinstance(node, ImageNode) else ListResult(node)
+            res.status = "blocked" if isinstance(node, ImageNode) else "not published"
+            res.error = why
+            return res
+
+        def task(node: Node) -> Result:
+            start = time.monotonic()
+            res: Result
+            try:
+                if isinstance(node, ImageNode):
+                    res = self.build_image(node, results)
+                else:
+                    res = self.publish_list(node, results)
+            except KubemipsError as exc:
+                res = blocked(node, str(exc))
+                res.status = "failed" if isinstance(node, ImageNode) else "not published"
+                if isinstance(res, ImageResult) and isinstance(exc, SmokeError):
+                    res.smoke = "fail"
+                log.info(f"[{node.id}] FAILED: {exc}")
+            except Exception as exc:  # a bug: report it against the node, keep the others going
+                res = blocked(node, f"internal error: {type(exc).__name__}: {exc}")
+                res.status = "failed" if isinstance(node, ImageNode) else "not published"
+                log.info(f"[{node.id}] INTERNAL ERROR\n{traceback.format_exc()}")
+            res.seconds = time.monotonic() - start
+            return res
+
+        with ThreadPoolExecutor(max_workers=self.settings.jobs, thread_name_prefix="node") as pool:
+            while pending or running:
+                for node in list(pending):
+                    deps = plan.deps.get(node.id, [])
+                    failed = [d for d in deps if d in results and not results[d].ok]
+                    if failed:
+                        results[node.id] = blocked(node, f"not attempted: {', '.join(failed)} failed")
+                        pending.remove(node)
+                    elif all(d in results for d in deps):
+                        running[pool.submit(task, node)] = node
+                        pending.remove(node)
+                if not running:
+                    continue
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    node = running.pop(fut)
+                    results[node.id] = fut.result()
+        report.seconds = time.monotonic() - began
+        return report
+
+
+def summary(report: Report, registry: Registry) -> str:
+    rows = []
+    for r in report.images():
+        rows.append(
+            [
+                r.node.comp.image.name,
+                r.node.arch.name,
+                r.digest[:19] if r.digest else "-",
+                log.human_size(r.size) if r.size else "-",
+                r.status,
+                r.smoke,
+                f"{r.seconds:.1f}s",
+            ]
+        )
+    text = log.table(["image", "arch", "digest", "size", "status", "smoke", "time"], rows)
+    list_rows = [
+        [registry.ref(r.node.comp.image.name, r.node.tag), r.digest[:19] if r.digest else "-", r.status]
+        for r in report.lists()
+    ]
+    text += "\n\n" + log.table(["manifest list", "digest", "status"], list_rows)
+    problems = [f"  {r.node.id}: {r.error}" for r in report.failures]
+    if problems:
+        text += "\n\nfailures:\n" + "\n".join(problems)
+    text += f"\n\n{len(report.images())} images, {len(report.lists())} lists, {len(report.failures)} failed, {report.seconds:.1f}s"
+    return text
+
+
+def raise_for_failures(report: Report) -> None:
+    if report.failures:
+        names = ", ".join(r.node.id for r in report.failures)
+        raise BuildError(f"{len(report.failures)} step(s) did not complete: {names} (details above)")
+
+
+OnReport = Callable[[Report], None]

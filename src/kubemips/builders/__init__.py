@@ -1,0 +1,85 @@
+"""Builders turn a component's ``[build]`` table into image layers for one architecture.
+
+Each builder declares the keys it accepts (a closed schema) and two operations: the JSON
+description of every input that determines its output (hashed into the skip key), and the
+build itself.  ``kind`` in component.toml picks the builder from :data:`BUILDERS`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from ..arch import Arch
+from ..components import Component
+from ..config import Settings
+from ..errors import ConfigError
+from ..oci import BlobStore, Layer
+from ..schema import check_table, suggest
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    settings: Settings
+    store: BlobStore
+
+    @property
+    def work_root(self) -> Path:
+        return self.settings.cache_dir / "work"
+
+    def workdir(self, comp: Component, arch: Arch) -> Path:
+        path = self.work_root / f"{comp.name}-{arch.name}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    layers: list[Layer]
+    history: list[str]
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Builder(ABC):
+    kind: ClassVar[str]
+    options: ClassVar[Mapping[str, type]]
+    required: ClassVar[tuple[str, ...]] = ()
+    version: ClassVar[str] = "1"
+    """Bumped when the builder's output for the same inputs changes."""
+
+    def check(self, comp: Component) -> dict[str, Any]:
+        return check_table(f"{comp.file}: [build]", comp.build, self.options, required=self.required)
+
+    @abstractmethod
+    def inputs(self, comp: Component, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+        """Everything (besides the component file and base image) the output depends on."""
+
+    @abstractmethod
+    def build(self, comp: Component, arch: Arch, ctx: BuildContext) -> BuildOutput:
+        """Produce the new layers for ``arch`` into ``ctx.store``."""
+
+
+def _registry() -> dict[str, Builder]:
+    from .cstatic import CStaticBuilder
+    from .rootfs import RootfsBuilder
+
+    builders: list[Builder] = [CStaticBuilder(), RootfsBuilder()]
+    return {b.kind: b for b in builders}
+
+
+BUILDERS: dict[str, Builder] = {}
+
+
+def builder_for(comp: Component) -> Builder:
+    if not BUILDERS:
+        BUILDERS.update(_registry())
+    builder = BUILDERS.get(comp.kind)
+    if builder is None:
+        raise ConfigError(
+            f"{comp.file}: [build] kind '{comp.kind}' is unknown; known: {', '.join(sorted(BUILDERS))}."
+            + suggest(comp.kind, list(BUILDERS))
+        )
+    builder.check(comp)
+    return builder

@@ -1,0 +1,73 @@
+"""Static C programs cross-compiled with the target's gcc (upstream's build/pause recipe).
+
+``{triple}-gcc -static`` from the arch table, then ``{triple}-strip``: no emulation, and
+the binary lands in a FROM-scratch (or based) image as a single deterministic layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar, Mapping
+
+from .. import cmd
+from ..arch import Arch
+from ..components import Component
+from ..errors import ConfigError
+from ..oci import FileEntry, FilesLayer
+from ..schema import str_list, str_map
+from . import BuildContext, Builder, BuildOutput
+
+
+class CStaticBuilder(Builder):
+    kind: ClassVar[str] = "c-static"
+    options: ClassVar[Mapping[str, type]] = {
+        "sources": list,
+        "cflags": list,
+        "defines": dict,
+        "output": str,
+    }
+    required = ("sources", "output")
+
+    def _sources(self, comp: Component) -> list[tuple[str, bytes]]:
+        out = []
+        for rel in str_list(str(comp.file), "sources", comp.build["sources"]):
+            path = comp.directory / rel
+            if not path.is_file():
+                raise ConfigError(f"{comp.file}: [build] source '{rel}' not found at {path}")
+            out.append((rel, path.read_bytes()))
+        return out
+
+    def _defines(self, comp: Component) -> dict[str, str]:
+        raw = str_map(str(comp.file), "defines", comp.build.get("defines", {}))
+        return {k: v.replace("{version}", comp.version) for k, v in sorted(raw.items())}
+
+    def _compiler(self, arch: Arch) -> str:
+        return f"{arch.triple}-gcc"
+
+    def inputs(self, comp: Component, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+        gcc = self._compiler(arch)
+        cmd.which(gcc, hint=f"apt-get install gcc-{arch.triple.replace('_', '-')}")
+        return {
+            "sources": {rel: hashlib.sha256(data).hexdigest() for rel, data in self._sources(comp)},
+            "cflags": list(comp.build.get("cflags", [])),
+            "defines": self._defines(comp),
+            "output": comp.build["output"],
+            "compiler": cmd.output([gcc, "--version"]).splitlines()[0],
+        }
+
+    def build(self, comp: Component, arch: Arch, ctx: BuildContext) -> BuildOutput:
+        work = ctx.workdir(comp, arch)
+        binary = work / "out.bin"
+        srcs = [str(comp.directory / rel) for rel, _ in self._sources(comp)]
+        defines = [f'-D{k}="{v}"' for k, v in self._defines(comp).items()]
+        cflags = list(comp.build.get("cflags", []))
+        what = f"{comp.name} {comp.version} {arch}"
+        # -ffile-prefix-map keeps the checkout path out of the binary: same digest anywhere.
+        prefix_map = f"-ffile-prefix-map={comp.directory}=."
+        cmd.run([self._compiler(arch), *cflags, "-static", prefix_map, *defines, "-o", str(binary), *srcs], what=f"compile {what}")
+        cmd.run([f"{arch.triple}-strip", str(binary)], what=f"strip {what}")
+        target = comp.build["output"]
+        layer = ctx.store.write_layer(
+            FilesLayer([FileEntry(target, binary.read_bytes(), 0o755)], ctx.settings.source_date_epoch)
+        )
+        return BuildOutput([layer], [f"{arch.triple}-gcc -static {' '.join(cflags)} -> {target}"])

@@ -1,0 +1,92 @@
+"""A Debian root filesystem from mmdebstrap, as one deterministic layer (debian-base).
+
+mmdebstrap resolves packages from the configured (or host's) mirror, runs maintainer
+scripts under QEMU for a foreign arch, and honours SOURCE_DATE_EPOCH; the tar it writes
+is re-emitted with pinned metadata, so two builds from the same package set give the
+same digest.  The package index digests of every suite used are the build's inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+from .. import cmd, debian
+from ..arch import Arch
+from ..components import Component
+from ..oci import NormalizedTar
+from ..schema import str_list
+from . import BuildContext, Builder, BuildOutput
+
+# Kept out of the image, as upstream's debian-base does: documentation, manuals and
+# translations are dead weight in a container.  Copyright files stay.
+DEFAULT_PATH_EXCLUDES = (
+    "/usr/share/man/*",
+    "/usr/share/info/*",
+    "/usr/share/doc/*",
+    "/usr/share/locale/*",
+    "/usr/share/lintian/*",
+)
+DEFAULT_PATH_INCLUDES = ("/usr/share/doc/*/copyright", "/usr/share/locale/locale.alias")
+
+
+class RootfsBuilder(Builder):
+    kind: ClassVar[str] = "debian-rootfs"
+    options: ClassVar[Mapping[str, type]] = {
+        "variant": str,
+        "include": list,
+        "path-exclude": list,
+        "path-include": list,
+    }
+
+    def _sources(self, arch: Arch, ctx: BuildContext) -> list[debian.SuiteSource]:
+        s = ctx.settings
+        mirror = debian.mirror_for(s.debian_suite, s.debian_mirror)
+        security = debian.security_mirror_for(s.debian_suite, s.security_mirror)
+        return debian.sources_for(s.debian_suite, arch.debian, mirror, security)
+
+    def _options(self, comp: Component) -> dict[str, Any]:
+        where = str(comp.file)
+        return {
+            "variant": comp.build.get("variant", "minbase"),
+            "include": sorted(str_list(where, "include", comp.build.get("include", []))),
+            "path-exclude": list(str_list(where, "path-exclude", comp.build.get("path-exclude", list(DEFAULT_PATH_EXCLUDES)))),
+            "path-include": list(str_list(where, "path-include", comp.build.get("path-include", list(DEFAULT_PATH_INCLUDES)))),
+        }
+
+    def inputs(self, comp: Component, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+        cmd.which("mmdebstrap", hint="apt-get install mmdebstrap")
+        return {
+            "sources": [{"line": src.line(), "index": src.index} for src in self._sources(arch, ctx)],
+            "options": self._options(comp),
+            "mmdebstrap": cmd.output(["mmdebstrap", "--version"]),
+        }
+
+    def build(self, comp: Component, arch: Arch, ctx: BuildContext) -> BuildOutput:
+        opts = self._options(comp)
+        sources = self._sources(arch, ctx)
+        work = ctx.workdir(comp, arch)
+        out = work / "rootfs.tar"
+        out.unlink(missing_ok=True)
+        argv: list[str] = ["mmdebstrap", f"--variant={opts['variant']}", f"--arch={arch.debian}", "--quiet"]
+        if opts["include"]:
+            argv.append("--include=" + ",".join(opts["include"]))
+        argv += [f"--dpkgopt=path-exclude={p}" for p in opts["path-exclude"]]
+        argv += [f"--dpkgopt=path-include={p}" for p in opts["path-include"]]
+        argv += [ctx.settings.debian_suite, str(out)]
+        argv += [src.line() for src in sources]
+        cmd.run(
+            argv,
+            what=f"mmdebstrap {comp.name} for {arch}",
+            env={"SOURCE_DATE_EPOCH": str(ctx.settings.source_date_epoch)},
+            timeout=3600,
+        )
+        layer = ctx.store.write_layer(NormalizedTar(out, ctx.settings.source_date_epoch))
+        out.unlink(missing_ok=True)
+        return BuildOutput(
+            [layer],
+            [f"mmdebstrap --variant={opts['variant']} --arch={arch.debian} {ctx.settings.debian_suite}"],
+            labels={
+                "org.kubemips.debian.suite": ctx.settings.debian_suite,
+                "org.kubemips.debian.sources": "; ".join(f"{s.suite}@{s.index[:12]}" for s in sources),
+            },
+        )

@@ -1,0 +1,282 @@
+"""Settings: defaults, then ``kubemips.toml``, then environment, then flags.
+
+The schema is closed: an unknown table or key is an error naming the file and, for a
+typo, the key that was probably meant.  Resolved settings are a frozen dataclass that the
+rest of the code receives explicitly; nothing else reads the environment for settings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .arch import Arch, parse_arches
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+CONFIG_NAME = "kubemips.toml"
+
+# Environment variables and the keys they override.  REGISTRY and ALL_ARCH are the names
+# upstream's image-util.sh and Makefiles use.
+ENV_OVERRIDES: Mapping[str, str] = {
+    "REGISTRY": "registry.address",
+    "ALL_ARCH": "build.architectures",
+    "KUBEMIPS_JOBS": "build.jobs",
+    "DEBIAN_MIRROR": "debian.mirror",
+}
+
+
+@dataclass(frozen=True)
+class _Key:
+    kind: type
+    default: Any
+    doc: str
+
+
+SCHEMA: Mapping[str, Mapping[str, _Key]] = {
+    "registry": {
+        "address": _Key(str, "", "registry[/namespace] to push to; empty means the embedded one"),
+        "embedded-listen": _Key(str, "127.0.0.1:5000", "where the embedded registry listens"),
+        "insecure": _Key(bool, False, "plain HTTP for a non-loopback registry"),
+    },
+    "build": {
+        "architectures": _Key(list, ["amd64", "mips64el"], "architectures to build"),
+        "jobs": _Key(int, 2, "nodes built at the same time"),
+        "default-what": _Key(list, ["debian-base", "pause"], "what `invoke build` builds"),
+    },
+    "debian": {
+        "suite": _Key(str, "bookworm", "Debian release for debian-base"),
+        "mirror": _Key(str, "", "Debian archive URI; empty means the host's apt sources"),
+        "security-mirror": _Key(str, "", "security archive URI; empty means the host's"),
+        "source-date-epoch": _Key(int, 1700000000, "timestamp clamped into every image"),
+    },
+    "paths": {
+        "cache": _Key(str, ".cache", "work and cache directory, relative to the repo"),
+    },
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Resolved settings; build code receives one of these and reads nothing else."""
+
+    root: Path
+    config_path: Path | None
+    registry: str
+    embedded: bool
+    embedded_listen: str
+    insecure: bool
+    arches: tuple[Arch, ...]
+    jobs: int
+    default_what: tuple[str, ...]
+    debian_suite: str
+    debian_mirror: str
+    security_mirror: str
+    source_date_epoch: int
+    cache_dir: Path
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+    """Where each value came from ("default", file path, env var, "flag"), for `show-config`."""
+
+    @property
+    def registry_host(self) -> str:
+        return self.registry.split("/", 1)[0]
+
+    @property
+    def plain_http(self) -> bool:
+        """Loopback registries speak plain HTTP, as Docker assumes for them."""
+        return self.insecure or is_loopback(self.registry_host)
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+
+def is_loopback(hostport: str) -> bool:
+    host = hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    hint = difflib.get_close_matches(word, choices, n=1)
+    return f" Perhaps you meant '{hint[0]}'?" if hint else ""
+
+
+def _check_type(where: str, key: str, spec: _Key, value: Any) -> Any:
+    if spec.kind is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
+    if not isinstance(value, spec.kind):
+        raise ConfigError(
+            f"{where}: '{key}' must be of type {spec.kind.__name__}, got {value!r}"
+        )
+    if spec.kind is list and not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: '{key}' must be a list of strings, got {value!r}")
+    return value
+
+
+def _flatten_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    flat: dict[str, Any] = {}
+    for table, body in data.items():
+        if table not in SCHEMA:
+            raise ConfigError(
+                f"{path}: unknown table [{table}]; known: {', '.join(SCHEMA)}."
+                + _suggest(table, list(SCHEMA))
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: '{table}' must be a table")
+        for key, value in body.items():
+            if key not in SCHEMA[table]:
+                raise ConfigError(
+                    f"{path}: unknown key '{key}' in [{table}]."
+                    + _suggest(key, list(SCHEMA[table]))
+                )
+            flat[f"{table}.{key}"] = _check_type(str(path), f"{table}.{key}", SCHEMA[table][key], value)
+    return flat
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    out: dict[str, tuple[Any, str]] = {}
+    for var, dotted in ENV_OVERRIDES.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        table, key = dotted.split(".")
+        spec = SCHEMA[table][key]
+        value: Any
+        if spec.kind is list:
+            value = raw.replace(",", " ").split()
+        elif spec.kind is int:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"environment {var}={raw!r}: not an integer") from None
+        else:
+            value = raw
+        out[dotted] = (value, f"${var}")
+    return out
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: the directory holding kubemips.toml (or this checkout)."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_NAME).is_file():
+            return candidate
+    return Path(__file__).resolve().parents[2]
+
+
+Validator = Callable[[Any, str], Any]
+
+
+def load(
+    *,
+    root: Path | None = None,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve settings.  ``flags`` keys are dotted (``build.architectures``); None is unset."""
+    env = os.environ if env is None else env
+    root = root or find_root()
+    if config_file is None and env.get("KUBEMIPS_CONFIG"):
+        config_file = Path(env["KUBEMIPS_CONFIG"])
+    path = config_file or root / CONFIG_NAME
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for table, keys in SCHEMA.items():
+        for key, spec in keys.items():
+            values[f"{table}.{key}"] = spec.default
+            sources[f"{table}.{key}"] = "default"
+    if path.is_file():
+        for dotted, value in _flatten_file(path).items():
+            values[dotted] = value
+            sources[dotted] = str(path)
+    elif config_file is not None:
+        raise ConfigError(f"{path}: configuration file not found")
+    for dotted, (value, src) in _from_env(env).items():
+        values[dotted] = value
+        sources[dotted] = src
+    for dotted, value in (flags or {}).items():
+        if value is None:
+            continue
+        if dotted not in values:
+            raise ConfigError(f"unknown setting '{dotted}'." + _suggest(dotted, list(values)))
+        values[dotted] = value
+        sources[dotted] = "flag"
+
+    def where(dotted: str) -> str:
+        return f"{sources[dotted]}: '{dotted}'"
+
+    try:
+        arches = parse_arches(values["build.architectures"])
+    except ConfigError as exc:
+        raise ConfigError(f"{where('build.architectures')}: {exc}") from None
+    jobs = values["build.jobs"]
+    if not isinstance(jobs, int) or not 1 <= jobs <= 64:
+        raise ConfigError(f"{where('build.jobs')} must be between 1 and 64, got {jobs!r}")
+    embedded_listen = values["registry.embedded-listen"]
+    if not is_loopback(embedded_listen) or ":" not in embedded_listen:
+        raise ConfigError(
+            f"{where('registry.embedded-listen')} must be a loopback host:port, got {embedded_listen!r}"
+        )
+    address = values["registry.address"].strip().rstrip("/")
+    embedded = address == "" or address == embedded_listen
+    registry = embedded_listen if embedded else address
+    _check_registry(registry, where("registry.address"))
+    epoch = values["debian.source-date-epoch"]
+    if epoch < 0:
+        raise ConfigError(f"{where('debian.source-date-epoch')} must not be negative")
+    suite = values["debian.suite"]
+    if not suite.isalnum():
+        raise ConfigError(f"{where('debian.suite')} must be a plain suite name, got {suite!r}")
+    for dotted in ("debian.mirror", "debian.security-mirror"):
+        uri = values[dotted]
+        if uri and not uri.startswith(("http://", "https://", "file:/")):
+            raise ConfigError(f"{where(dotted)} must be an http(s):// or file:/ URI, got {uri!r}")
+    cache = Path(values["paths.cache"])
+    return Settings(
+        root=root,
+        config_path=path if path.is_file() else None,
+        registry=registry,
+        embedded=embedded,
+        embedded_listen=embedded_listen,
+        insecure=values["registry.insecure"],
+        arches=arches,
+        jobs=jobs,
+        default_what=tuple(values["build.default-what"]),
+        debian_suite=suite,
+        debian_mirror=values["debian.mirror"].rstrip("/"),
+        security_mirror=values["debian.security-mirror"].rstrip("/"),
+        source_date_epoch=epoch,
+        cache_dir=cache if cache.is_absolute() else root / cache,
+        sources=sources,
+    )
+
+
+def _check_registry(registry: str, where: str) -> None:
+    host, _, path = registry.partition("/")
+    if not host or " " in registry or "://" in registry:
+        raise ConfigError(
+            f"{where}: registry must look like HOST[:PORT][/NAMESPACE], got {registry!r}"
+        )
+    if path and (path != path.lower() or "//" in path):
+        raise ConfigError(f"{where}: registry namespace must be lowercase, got {path!r}")

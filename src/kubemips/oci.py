@@ -1,0 +1,300 @@
+"""Image assembly without a daemon: deterministic layers, configs, manifests and lists.
+
+Layers are tar streams written in a fixed order with owners, modes and mtimes pinned
+(mtimes clamped to SOURCE_DATE_EPOCH) and gzip headers without a timestamp, so the same
+inputs always give the same digests.  JSON documents are serialized canonically (sorted
+keys, no spaces) for the same reason.  Media types are Docker's schema 2, which every
+Docker engine, containerd and registry of the era understands, and which is also what
+``docker push`` produces for images built with a Dockerfile: lists never mix the two.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Iterable, Mapping, Sequence
+
+from .arch import Arch
+
+MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+CONFIG = "application/vnd.docker.container.image.v1+json"
+LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+ALL_MANIFEST_TYPES = (MANIFEST, MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX)
+LIST_TYPES = (MANIFEST_LIST, OCI_INDEX)
+
+LABEL_PREFIX = "org.kubemips"
+INPUTS_LABEL = f"{LABEL_PREFIX}.inputs"
+"""Config label holding the digest of every input of a build: the skip key."""
+
+
+def canonical_json(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def iso_time(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A content-addressed file in the local blob store."""
+
+    digest: str
+    size: int
+    path: Path
+    media_type: str
+
+    def descriptor(self) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+
+
+@dataclass(frozen=True)
+class Layer:
+    blob: Blob
+    diff_id: str
+
+
+class _HashingWriter:
+    """File-like sink that hashes and counts what passes through to ``target``."""
+
+    def __init__(self, target: IO[bytes] | None) -> None:
+        self.target = target
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        if self.target is not None:
+            self.target.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        if self.target is not None:
+            self.target.flush()
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+class BlobStore:
+    """Content-addressed local store: ``<root>/sha256/<hex>``; writes are atomic renames."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "sha256").mkdir(parents=True, exist_ok=True)
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        algo, _, hexpart = digest.partition(":")
+        return self.root / algo / hexpart
+
+    def put_bytes(self, data: bytes, media_type: str) -> Blob:
+        digest = sha256_digest(data)
+        path = self.path(digest)
+        if not path.exists():
+            tmp = self.root / "tmp" / f"{digest[7:]}.{id(data)}"
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return Blob(digest, len(data), path, media_type)
+
+    def write_layer(self, fill: "LayerFiller") -> Layer:
+        """Stream a tar built by ``fill`` through gzip into the store."""
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as raw:
+            compressed = _HashingWriter(raw)
+            with gzip.GzipFile(fileobj=compressed, mode="wb", compresslevel=6, mtime=0, filename="") as gz:  # type: ignore[arg-type]
+                uncompressed = _HashingWriter(gz)
+                with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                    fill(tar)
+            tmp_path = Path(raw.name)
+        path = self.path(compressed.digest)
+        tmp_path.replace(path)
+        return Layer(Blob(compressed.digest, compressed.size, path, LAYER), uncompressed.digest)
+
+
+class LayerFiller:
+    """Protocol-ish base: something that writes entries into an open tar stream."""
+
+    def __call__(self, tar: tarfile.TarFile) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file to place in a synthetic layer."""
+
+    path: str  # absolute path inside the image
+    data: bytes
+    mode: int = 0o644
+
+
+class FilesLayer(LayerFiller):
+    """A layer from in-memory files: parent directories added, everything root-owned."""
+
+    def __init__(self, files: Sequence[FileEntry], epoch: int) -> None:
+        self.files = sorted(files, key=lambda f: f.path)
+        self.epoch = epoch
+
+    def __call__(self, tar: tarfile.TarFile) -> None:
+        dirs: set[str] = set()
+        for entry in self.files:
+            parts = entry.path.strip("/").split("/")
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    tar.addfile(self._info(d + "/", tarfile.DIRTYPE, 0o755, 0))
+            info = self._info("/".join(parts), tarfile.REGTYPE, entry.mode, len(entry.data))
+            tar.addfile(info, io.BytesIO(entry.data))
+
+    def _info(self, name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        info.mode = mode
+        info.size = size
+        info.mtime = self.epoch
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+
+class NormalizedTar(LayerFiller):
+    """Re-emit an existing rootfs tar with metadata pinned.
+
+    Keeps the source's entry order (mmdebstrap writes sorted archives, and hard links must
+    follow their targets), strips the leading ``./``, drops the root entry and device
+    nodes under /dev (the runtime provides /dev), and clamps mtimes to ``epoch``.
+    """
+
+    def __init__(self, source: Path, epoch: int) -> None:
+        self.source = source
+        self.epoch = epoch
+
+    def __call__(self, tar: tarfile.TarFile) -> None:
+        with tarfile.open(self.source, mode="r:*") as src:
+            for member in src:
+                name = member.name.removeprefix("./").rstrip("/")
+                if name in ("", "."):
+                    continue
+                if name.startswith("dev/") and (member.ischr() or member.isblk() or member.isfifo()):
+                    continue
+                member.name = name
+                member.mtime = min(int(member.mtime), self.epoch)
+                member.pax_headers = {}
+                member.uname = member.uname or ""
+                member.gname = member.gname or ""
+                if member.islnk():
+                    member.linkname = member.linkname.removeprefix("./")
+                fileobj = src.extractfile(member) if member.isreg() else None
+                tar.addfile(member, fileobj)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageSpec:
+    """What goes into an image config besides its layers."""
+
+    env: Sequence[str] = ()
+    entrypoint: Sequence[str] | None = None
+    cmd: Sequence[str] | None = None
+    workdir: str = ""
+    user: str = ""
+    labels: Mapping[str, str] = ()  # type: ignore[assignment]
+    exposed_ports: Sequence[str] = ()
+
+
+def image_config(
+    arch: Arch,
+    *,
+    diff_ids: Sequence[str],
+    spec: ImageSpec,
+    epoch: int,
+    history: Sequence[str],
+    base_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A Docker image config: base config (if any) overlaid with ``spec``."""
+    base_cfg: dict[str, Any] = dict((base_config or {}).get("config") or {})
+    env = list(base_cfg.get("Env") or [])
+    for item in spec.env:
+        name = item.split("=", 1)[0]
+        env = [e for e in env if e.split("=", 1)[0] != name] + [item]
+    if not env:
+        env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    labels = dict(base_cfg.get("Labels") or {})
+    labels.update(dict(spec.labels))
+    cfg: dict[str, Any] = {"Env": env, "Labels": labels}
+    entrypoint = spec.entrypoint if spec.entrypoint is not None else base_cfg.get("Entrypoint")
+    cmd = spec.cmd if spec.cmd is not None else (None if spec.entrypoint is not None else base_cfg.get("Cmd"))
+    if entrypoint:
+        cfg["Entrypoint"] = list(entrypoint)
+    if cmd:
+        cfg["Cmd"] = list(cmd)
+    workdir = spec.workdir or base_cfg.get("WorkingDir", "")
+    if workdir:
+        cfg["WorkingDir"] = workdir
+    user = spec.user or base_cfg.get("User", "")
+    if user:
+        cfg["User"] = user
+    ports = dict(base_cfg.get("ExposedPorts") or {})
+    ports.update({p: {} for p in spec.exposed_ports})
+    if ports:
+        cfg["ExposedPorts"] = ports
+    base_diff_ids = list(((base_config or {}).get("rootfs") or {}).get("diff_ids") or [])
+    base_history = list((base_config or {}).get("history") or [])
+    doc: dict[str, Any] = {
+        "architecture": arch.oci,
+        "os": "linux",
+        "created": iso_time(epoch),
+        "config": cfg,
+        "rootfs": {"type": "layers", "diff_ids": base_diff_ids + list(diff_ids)},
+        "history": base_history + [{"created": iso_time(epoch), "created_by": h} for h in history],
+    }
+    if arch.variant:
+        doc["variant"] = arch.variant
+    return doc
+
+
+def image_manifest(config: Blob, layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A schema 2 manifest from the config blob and layer descriptors (base first)."""
+    return {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": config.descriptor(),
+        "layers": [dict(layer) for layer in layers],
+    }
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    arch: Arch
+    digest: str
+    size: int
+    media_type: str = MANIFEST
+
+
+def manifest_list(entries: Iterable[ListEntry]) -> dict[str, Any]:
+    """A manifest list; entries sorted by platform so the digest does not depend on order."""
+    manifests = []
+    for entry in sorted(entries, key=lambda e: e.arch.platform):
+        platform: dict[str, str] = {"architecture": entry.arch.oci, "os": "linux"}
+        if entry.arch.variant:
+            platform["variant"] = entry.arch.variant
+        manifests.append(
+            {"mediaType": entry.media_type, "digest": entry.digest, "size": entry.size, "platform": platform}
+        )
+    return {"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": manifests}

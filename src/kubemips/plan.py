@@ -1,0 +1,117 @@
+"""The plan: what a request expands to, as data, before anything runs.
+
+WHAT x arches becomes a graph of per-arch image nodes (edges for FROM) and one list node
+per image (edges to its per-arch nodes).  ``--dry-run`` prints it; the executor walks it.
+Pure: no I/O beyond the already-loaded catalog, so it is unit-tested directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from .arch import Arch
+from .components import Component
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ImageNode:
+    """Build, push by digest, verify, smoke-check, then tag one image for one arch."""
+
+    comp: Component
+    arch: Arch
+
+    @property
+    def id(self) -> str:
+        return f"{self.comp.image.name}/{self.arch.name}"
+
+    @property
+    def tag(self) -> str:
+        return f"{self.comp.tag}-{self.arch.tag_suffix}"
+
+
+@dataclass(frozen=True)
+class ListNode:
+    """Publish and verify the manifest list of one image over its per-arch nodes."""
+
+    comp: Component
+    arches: tuple[Arch, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.comp.image.name}/list"
+
+    @property
+    def tag(self) -> str:
+        return self.comp.tag
+
+
+Node = ImageNode | ListNode
+
+
+@dataclass
+class Plan:
+    nodes: list[Node] = field(default_factory=list)
+    deps: dict[str, list[str]] = field(default_factory=dict)
+    requested: list[str] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, Node]:
+        return {n.id: n for n in self.nodes}
+
+    def describe(self, registry: str) -> str:
+        lines = [f"plan: {len(self.nodes)} steps, registry {registry}"]
+        for i, node in enumerate(self.nodes, 1):
+            after = self.deps.get(node.id, [])
+            needs = f"  (after {', '.join(after)})" if after else ""
+            if isinstance(node, ImageNode):
+                what = f"build {registry}/{node.comp.image.name}:{node.tag} [{node.comp.kind}, {node.arch.platform}]"
+            else:
+                what = f"list  {registry}/{node.comp.image.name}:{node.tag} [{', '.join(a.platform for a in node.arches)}]"
+            lines.append(f"{i:3d}. {what}{needs}")
+        return "\n".join(lines)
+
+
+def _closure(names: Sequence[str], catalog: Mapping[str, Component]) -> list[str]:
+    """Requested images plus every project image they are built FROM, parents first."""
+    order: list[str] = []
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            cycle = " -> ".join(visiting[visiting.index(name):] + [name])
+            raise ConfigError(f"FROM cycle between images: {cycle}")
+        comp = catalog.get(name)
+        if comp is None:
+            raise ConfigError(f"unknown image '{name}'")
+        visiting.append(name)
+        base = comp.image.base
+        if base != "scratch":
+            if base not in catalog:
+                raise ConfigError(f"{comp.file}: [image] base '{base}' is not an image of this project (or 'scratch')")
+            visit(base)
+        visiting.pop()
+        order.append(name)
+
+    for name in names:
+        visit(name)
+    return order
+
+
+def make_plan(names: Sequence[str], arches: Sequence[Arch], catalog: Mapping[str, Component]) -> Plan:
+    plan = Plan(requested=list(names))
+    for name in _closure(names, catalog):
+        comp = catalog[name]
+        image_ids = []
+        for arch in arches:
+            node = ImageNode(comp, arch)
+            plan.nodes.append(node)
+            base = comp.image.base
+            plan.deps[node.id] = [f"{base}/{arch.name}"] if base != "scratch" else []
+            image_ids.append(node.id)
+        lst = ListNode(comp, tuple(arches))
+        plan.nodes.append(lst)
+        plan.deps[lst.id] = image_ids
+    return plan

@@ -1,0 +1,115 @@
+"""Invoke tasks: thin wrappers over kubemips.app.  `invoke --list`, `invoke --help TASK`.
+
+Comma lists everywhere: `invoke build --what debian-base,pause --arch amd64,mips64el`.
+Settings come from kubemips.toml, then the environment (REGISTRY, ALL_ARCH, ...), then
+flags.  Every component under components/ also gets its own `build-<name>` task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import Collection, Context, Task, task
+
+from kubemips import app, components, config
+
+_COMMON_HELP = {
+    "arch": "comma-separated architectures (default: kubemips.toml / ALL_ARCH); mips64le = mips64el",
+    "registry": "HOST[:PORT][/NAMESPACE] to push to (default: the embedded registry / REGISTRY)",
+    "force": "rebuild and re-check even when the registry holds the same inputs",
+    "dry_run": "print the plan in dependency order and do nothing",
+    "no_smoke": "skip running the images (not recommended: publishing then proves less)",
+    "jobs": "steps run at the same time (default: kubemips.toml build.jobs)",
+}
+
+
+def _build(what: str, arch: str, registry: str, force: bool, dry_run: bool, no_smoke: bool, jobs: int) -> None:
+    with app.edge():
+        settings = app.settings(arch=arch, registry=registry, jobs=jobs)
+        app.build(settings, what, force=force, dry_run=dry_run, smoke=not no_smoke)
+
+
+@task(help={"what": "comma-separated images, or 'all' (default: build.default-what)", **_COMMON_HELP})
+def build(
+    c: Context,
+    what: str = "",
+    arch: str = "",
+    registry: str = "",
+    force: bool = False,
+    dry_run: bool = False,
+    no_smoke: bool = False,
+    jobs: int = 0,
+) -> None:
+    """Build, push, verify and smoke-check images and their manifest lists."""
+    _build(what, arch, registry, force, dry_run, no_smoke, jobs)
+
+
+@task(help={"what": "comma-separated images (default: build.default-what)", "arch": _COMMON_HELP["arch"],
+            "registry": _COMMON_HELP["registry"]})
+def verify(c: Context, what: str = "", arch: str = "", registry: str = "") -> None:
+    """Read back published manifest lists and check every child and blob."""
+    with app.edge():
+        app.verify(app.settings(arch=arch, registry=registry), what)
+
+
+@task(name="registry-start")
+def registry_start(c: Context) -> None:
+    """Start the embedded registry (127.0.0.1:5000 unless configured otherwise)."""
+    with app.edge():
+        server = app.embedded_server(app.settings())
+        started = server.start()
+        print(("started " if started else "already running: ") + server.describe())
+
+
+@task(name="registry-stop")
+def registry_stop(c: Context) -> None:
+    """Stop the embedded registry (its data stays in the cache directory)."""
+    with app.edge():
+        server = app.embedded_server(app.settings())
+        print("stopped" if server.stop() else "not running (as started by this project)")
+
+
+@task(name="registry-status")
+def registry_status(c: Context) -> None:
+    """Show whether the embedded registry runs, and where its data is."""
+    with app.edge():
+        print(app.embedded_server(app.settings()).describe())
+
+
+@task(name="show-config")
+def show_config(c: Context) -> None:
+    """Print the resolved settings and where each came from."""
+    with app.edge():
+        app.show_config(app.settings())
+
+
+@task
+def images(c: Context) -> None:
+    """List the images this project can build."""
+    with app.edge():
+        app.list_images(app.settings())
+
+
+def _component_task(comp: components.Component) -> Task[Any]:
+    def body(
+        c: Context,
+        arch: str = "",
+        registry: str = "",
+        force: bool = False,
+        dry_run: bool = False,
+        no_smoke: bool = False,
+        jobs: int = 0,
+    ) -> None:
+        _build(comp.image.name, arch, registry, force, dry_run, no_smoke, jobs)
+
+    body.__doc__ = f"Build {comp.image.name}:{comp.tag}: {comp.description}"
+    body.__name__ = f"build_{comp.name.replace('-', '_')}"
+    return Task(body, name=f"build-{comp.name}", help=dict(_COMMON_HELP))
+
+
+ns = Collection(build, verify, registry_start, registry_stop, registry_status, show_config, images)
+try:
+    for _comp in components.load_all(config.find_root()).values():
+        ns.add_task(_component_task(_comp))
+except Exception as _exc:  # a broken component file must not hide the other tasks
+    print(f"warning: components not loaded: {_exc}")
