@@ -68,18 +68,23 @@ Result = ImageResult | ListResult
 
 @dataclass
 class Report:
+    order: list[str] = field(default_factory=list)
+    """Node ids in plan order: results are reported in this order, not completion order."""
     results: dict[str, Result] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def _ordered(self) -> list[Result]:
+        return [self.results[i] for i in self.order if i in self.results]
+
     def images(self) -> list[ImageResult]:
-        return [r for r in self.results.values() if isinstance(r, ImageResult)]
+        return [r for r in self._ordered() if isinstance(r, ImageResult)]
 
     def lists(self) -> list[ListResult]:
-        return [r for r in self.results.values() if isinstance(r, ListResult)]
+        return [r for r in self._ordered() if isinstance(r, ListResult)]
 
     @property
     def failures(self) -> list[Result]:
-        return [r for r in self.results.values() if not r.ok]
+        return [r for r in self._ordered() if not r.ok]
 
 
 def input_key(doc: dict[str, Any]) -> str:
@@ -257,7 +262,7 @@ class Runner:
 
     # -- walk ---------------------------------------------------------------------------
     def run(self, plan: Plan) -> Report:
-        report = Report()
+        report = Report(order=[n.id for n in plan.nodes])
         began = time.monotonic()
         results = report.results
         pending: list[Node] = list(plan.nodes)

@@ -32,6 +32,7 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "ALL_ARCH": "build.architectures",
     "KUBEMIPS_JOBS": "build.jobs",
     "DEBIAN_MIRROR": "debian.mirror",
+    "KUBEMIPS_CACHE": "paths.cache",
 }
 
 
@@ -100,8 +101,12 @@ class Settings:
 
 
 def is_loopback(hostport: str) -> bool:
-    host = hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
-    host = host.strip("[]")
+    if hostport.startswith("["):
+        host = hostport[1:].split("]", 1)[0]
+    elif hostport.count(":") == 1:
+        host = hostport.rsplit(":", 1)[0]
+    else:
+        host = hostport
     if host == "localhost":
         return True
     try:

@@ -1,0 +1,57 @@
+"""nox sessions: thin wrappers over kubemips.app.  `nox -l` lists them.
+
+Sessions run in the environment nox itself runs in (.venv from scripts/setup-host.sh):
+the project is installed there once, and the builds need root-owned host tools, not a
+fresh virtualenv per session.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+from kubemips import app, components, config
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.default_venv_backend = "none"
+
+PY = sys.executable
+
+
+@nox.session(python=False, tags=["check"])
+def lint(session: nox.Session) -> None:
+    """Lint and type-check: ruff, mypy, and shell syntax of the scripts."""
+    session.run(PY, "-m", "ruff", "check", ".", external=True)
+    session.run(PY, "-m", "ruff", "format", "--check", ".", external=True)
+    session.run(PY, "-m", "mypy", external=True)
+    session.run("bash", "-n", "scripts/setup-host.sh", ".ci/run", external=True)
+
+
+@nox.session(python=False, tags=["check"])
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (unit, then integration against the real daemon, registry, QEMU).
+
+    Extra arguments go to pytest: `nox -s tests -- -k pause`.
+    """
+    session.run(PY, "-m", "pytest", *session.posargs, external=True)
+
+
+@nox.session(python=False)
+def build(session: nox.Session) -> None:
+    """Build images: `nox -s build -- debian-base pause` (the default set without arguments)."""
+    with app.edge():
+        app.build(app.settings(), list(session.posargs))
+
+
+def _component_session(comp: components.Component) -> None:
+    def run(session: nox.Session) -> None:
+        with app.edge():
+            app.build(app.settings(), [comp.image.name], force="--force" in session.posargs)
+
+    run.__doc__ = f"Build {comp.image.name}:{comp.tag} for every configured arch ({comp.description})"
+    nox.session(python=False, name=comp.name, tags=["components"])(run)
+
+
+for _comp in components.load_all(config.find_root()).values():
+    _component_session(_comp)
