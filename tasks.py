@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoke import Collection, Context, Task, task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.tasks import Task, task
 
 from kubemips import app, components, config
 
@@ -20,13 +22,16 @@ _COMMON_HELP = {
     "dry_run": "print the plan in dependency order and do nothing",
     "no_smoke": "skip running the images (not recommended: publishing then proves less)",
     "jobs": "steps run at the same time (default: kubemips.toml build.jobs)",
+    "report": "write the JSON report here (default: <cache>/reports/last-build.json)",
 }
 
 
-def _build(what: str, arch: str, registry: str, force: bool, dry_run: bool, no_smoke: bool, jobs: int) -> None:
+def _build(
+    what: str, arch: str, registry: str, force: bool, dry_run: bool, no_smoke: bool, jobs: int, report: str
+) -> None:
     with app.edge():
         settings = app.settings(arch=arch, registry=registry, jobs=jobs)
-        app.build(settings, what, force=force, dry_run=dry_run, smoke=not no_smoke)
+        app.build(settings, what, force=force, dry_run=dry_run, smoke=not no_smoke, report_path=report)
 
 
 @task(help={"what": "comma-separated images, or 'all' (default: build.default-what)", **_COMMON_HELP})
@@ -39,13 +44,19 @@ def build(
     dry_run: bool = False,
     no_smoke: bool = False,
     jobs: int = 0,
+    report: str = "",
 ) -> None:
     """Build, push, verify and smoke-check images and their manifest lists."""
-    _build(what, arch, registry, force, dry_run, no_smoke, jobs)
+    _build(what, arch, registry, force, dry_run, no_smoke, jobs, report)
 
 
-@task(help={"what": "comma-separated images (default: build.default-what)", "arch": _COMMON_HELP["arch"],
-            "registry": _COMMON_HELP["registry"]})
+@task(
+    help={
+        "what": "comma-separated images (default: build.default-what)",
+        "arch": _COMMON_HELP["arch"],
+        "registry": _COMMON_HELP["registry"],
+    }
+)
 def verify(c: Context, what: str = "", arch: str = "", registry: str = "") -> None:
     """Read back published manifest lists and check every child and blob."""
     with app.edge():
@@ -99,8 +110,9 @@ def _component_task(comp: components.Component) -> Task[Any]:
         dry_run: bool = False,
         no_smoke: bool = False,
         jobs: int = 0,
+        report: str = "",
     ) -> None:
-        _build(comp.image.name, arch, registry, force, dry_run, no_smoke, jobs)
+        _build(comp.image.name, arch, registry, force, dry_run, no_smoke, jobs, report)
 
     body.__doc__ = f"Build {comp.image.name}:{comp.tag}: {comp.description}"
     body.__name__ = f"build_{comp.name.replace('-', '_')}"

@@ -6,14 +6,17 @@ error's code, so every command fails the same way.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 from . import components, config, localregistry, log
 from .arch import parse_arches
-from .build import Report, Runner, raise_for_failures, summary
+from .build import Report, Runner, raise_for_failures, report_json, summary
 from .config import Settings
 from .engine import Engine
 from .errors import KubemipsError
@@ -39,8 +42,6 @@ def settings(*, arch: str = "", registry: str = "", jobs: int = 0, config_file: 
         "registry.address": registry or None,
         "build.jobs": jobs or None,
     }
-    from pathlib import Path
-
     return config.load(config_file=Path(config_file) if config_file else None, flags=flags)
 
 
@@ -75,6 +76,7 @@ def build(
     force: bool = False,
     dry_run: bool = False,
     smoke: bool = True,
+    report_path: str = "",
 ) -> Report | None:
     plan = plan_for(s, what)
     if dry_run:
@@ -86,7 +88,10 @@ def build(
         reg = open_registry(s)
         runner = Runner(s, reg, Engine(), force=force, smoke=smoke)
         report = runner.run(plan)
-    log.print_block("\n" + summary(report, reg))
+    path = Path(report_path) if report_path else s.cache_dir / "reports" / "last-build.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report_json(report, reg), indent=2) + "\n")
+    log.print_block("\n" + summary(report, reg) + f"\nreport: {path}")
     raise_for_failures(report)
     return report
 

@@ -9,8 +9,8 @@ architecture is one entry in :data:`ARCHES`.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from .errors import ConfigError
 
@@ -98,9 +98,7 @@ def parse_arch(text: str) -> Arch:
     if arch is None:
         hint = difflib.get_close_matches(key, list(_BY_SPELLING), n=1)
         perhaps = f" Perhaps you meant '{_BY_SPELLING[hint[0]].name}'?" if hint else ""
-        raise ConfigError(
-            f"unknown architecture '{text}'; known: {', '.join(known_names())}.{perhaps}"
-        )
+        raise ConfigError(f"unknown architecture '{text}'; known: {', '.join(known_names())}.{perhaps}")
     return arch
 
 

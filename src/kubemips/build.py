@@ -16,7 +16,7 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import log, oci
 from .arch import Arch
@@ -112,7 +112,9 @@ class Runner:
         self.ctx = BuildContext(settings, oci.BlobStore(settings.cache_dir / "blobs"))
 
     # -- per-arch image ---------------------------------------------------------------
-    def _base(self, comp: Component, arch: Arch, results: dict[str, Result]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    def _base(
+        self, comp: Component, arch: Arch, results: dict[str, Result]
+    ) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
         if comp.image.base == "scratch":
             return None
         parent = results[f"{comp.image.base}/{arch.name}"]
@@ -145,7 +147,11 @@ class Runner:
             {
                 "assembly": ASSEMBLY_VERSION,
                 "component": comp.raw,
-                "builder": {"kind": builder.kind, "version": builder.version, "inputs": builder.inputs(comp, arch, self.ctx)},
+                "builder": {
+                    "kind": builder.kind,
+                    "version": builder.version,
+                    "inputs": builder.inputs(comp, arch, self.ctx),
+                },
                 "arch": arch.platform,
                 "base": base[0] if base else "scratch",
                 "epoch": self.settings.source_date_epoch,
@@ -339,14 +345,45 @@ def summary(report: Report, registry: Registry) -> str:
     problems = [f"  {r.node.id}: {r.error}" for r in report.failures]
     if problems:
         text += "\n\nfailures:\n" + "\n".join(problems)
-    text += f"\n\n{len(report.images())} images, {len(report.lists())} lists, {len(report.failures)} failed, {report.seconds:.1f}s"
+    counts = f"{len(report.images())} images, {len(report.lists())} lists, {len(report.failures)} failed"
+    text += f"\n\n{counts}, {report.seconds:.1f}s"
     return text
+
+
+def report_json(report: Report, registry: Registry) -> dict[str, Any]:
+    """The machine-readable form of the summary (what CI jobs and tests read)."""
+    return {
+        "registry": registry.address,
+        "seconds": round(report.seconds, 3),
+        "images": [
+            {
+                "name": r.node.comp.image.name,
+                "arch": r.node.arch.name,
+                "platform": r.node.arch.platform,
+                "ref": registry.ref(r.node.comp.image.name, r.node.tag),
+                "digest": r.digest,
+                "size": r.size,
+                "status": r.status,
+                "smoke": r.smoke,
+                "seconds": round(r.seconds, 3),
+                "error": r.error,
+            }
+            for r in report.images()
+        ],
+        "lists": [
+            {
+                "name": r.node.comp.image.name,
+                "ref": registry.ref(r.node.comp.image.name, r.node.tag),
+                "digest": r.digest,
+                "status": r.status,
+                "error": r.error,
+            }
+            for r in report.lists()
+        ],
+    }
 
 
 def raise_for_failures(report: Report) -> None:
     if report.failures:
         names = ", ".join(r.node.id for r in report.failures)
         raise BuildError(f"{len(report.failures)} step(s) did not complete: {names} (details above)")
-
-
-OnReport = Callable[[Report], None]

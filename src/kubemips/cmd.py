@@ -11,8 +11,8 @@ import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from . import log
 from .errors import CommandError, PrerequisiteError

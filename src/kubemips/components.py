@@ -8,9 +8,10 @@ that proves the image works on its architecture.  Adding a component needs no Py
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import versions
 from .arch import ARCHES, Arch
@@ -106,7 +107,7 @@ def load_component(path: Path) -> Component:
     build = dict(data["build"])
     kind = build.pop("kind", None)
     if not isinstance(kind, str):
-        raise ConfigError(f"{where}: [build] needs kind = \"...\"")
+        raise ConfigError(f'{where}: [build] needs kind = "..."')
     img = check_table(f"{where}: [image]", data.get("image", {}), _IMAGE)
     smoke = check_table(f"{where}: [smoke]", data["smoke"], _SMOKE, required=("command", "expect"))
     try:
@@ -155,14 +156,22 @@ def load_all(root: Path) -> dict[str, Component]:
     for path in sorted(base.glob(f"*/{COMPONENT_FILE}")):
         comp = load_component(path)
         if comp.image.name in found:
-            raise ConfigError(f"{path}: image name '{comp.image.name}' is also defined by {found[comp.image.name].file}")
+            raise ConfigError(
+                f"{path}: image name '{comp.image.name}' is also defined by {found[comp.image.name].file}"
+            )
         found[comp.image.name] = comp
     return found
 
 
-def resolve_what(what: str | list[str] | tuple[str, ...], catalog: Mapping[str, Component], default: tuple[str, ...]) -> list[str]:
+def resolve_what(
+    what: str | list[str] | tuple[str, ...], catalog: Mapping[str, Component], default: tuple[str, ...]
+) -> list[str]:
     """Turn a WHAT (comma list, 'all', or empty for the default set) into catalog names."""
-    items = what.replace(",", " ").split() if isinstance(what, str) else [w for part in what for w in part.replace(",", " ").split()]
+    items = (
+        what.replace(",", " ").split()
+        if isinstance(what, str)
+        else [w for part in what for w in part.replace(",", " ").split()]
+    )
     if not items:
         items = list(default)
     if items == ["all"]:
@@ -171,7 +180,8 @@ def resolve_what(what: str | list[str] | tuple[str, ...], catalog: Mapping[str, 
     for item in items:
         if item not in catalog:
             raise ConfigError(
-                f"unknown image '{item}' in WHAT; known: {', '.join(sorted(catalog))}, all." + suggest(item, list(catalog))
+                f"unknown image '{item}' in WHAT; known: {', '.join(sorted(catalog))}, all."
+                + suggest(item, list(catalog))
             )
         if item not in names:
             names.append(item)

@@ -7,21 +7,16 @@ rest of the code receives explicitly; nothing else reads the environment for set
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
-import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .arch import Arch, parse_arches
 from .errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python 3.10
-    import tomli as tomllib
+from .schema import check_table, read_toml, str_list, suggest
 
 CONFIG_NAME = "kubemips.toml"
 
@@ -96,7 +91,7 @@ class Settings:
         """Loopback registries speak plain HTTP, as Docker assumes for them."""
         return self.insecure or is_loopback(self.registry_host)
 
-    def with_overrides(self, **changes: Any) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
 
@@ -115,46 +110,21 @@ def is_loopback(hostport: str) -> bool:
         return False
 
 
-def _suggest(word: str, choices: list[str]) -> str:
-    hint = difflib.get_close_matches(word, choices, n=1)
-    return f" Perhaps you meant '{hint[0]}'?" if hint else ""
-
-
-def _check_type(where: str, key: str, spec: _Key, value: Any) -> Any:
-    if spec.kind is int and isinstance(value, bool):
-        raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
-    if not isinstance(value, spec.kind):
-        raise ConfigError(
-            f"{where}: '{key}' must be of type {spec.kind.__name__}, got {value!r}"
-        )
-    if spec.kind is list and not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: '{key}' must be a list of strings, got {value!r}")
-    return value
-
-
 def _flatten_file(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_toml(path)
     flat: dict[str, Any] = {}
     for table, body in data.items():
         if table not in SCHEMA:
             raise ConfigError(
-                f"{path}: unknown table [{table}]; known: {', '.join(SCHEMA)}."
-                + _suggest(table, list(SCHEMA))
+                f"{path}: unknown table [{table}]; known: {', '.join(SCHEMA)}." + suggest(table, list(SCHEMA))
             )
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: '{table}' must be a table")
-        for key, value in body.items():
-            if key not in SCHEMA[table]:
-                raise ConfigError(
-                    f"{path}: unknown key '{key}' in [{table}]."
-                    + _suggest(key, list(SCHEMA[table]))
-                )
-            flat[f"{table}.{key}"] = _check_type(str(path), f"{table}.{key}", SCHEMA[table][key], value)
+        types = {key: spec.kind for key, spec in SCHEMA[table].items()}
+        for key, value in check_table(f"{path}: [{table}]", body, types).items():
+            if isinstance(value, list):
+                str_list(f"{path}: [{table}]", key, value)
+            flat[f"{table}.{key}"] = value
     return flat
 
 
@@ -189,9 +159,6 @@ def find_root(start: Path | None = None) -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-Validator = Callable[[Any, str], Any]
-
-
 def load(
     *,
     root: Path | None = None,
@@ -224,7 +191,7 @@ def load(
         if value is None:
             continue
         if dotted not in values:
-            raise ConfigError(f"unknown setting '{dotted}'." + _suggest(dotted, list(values)))
+            raise ConfigError(f"unknown setting '{dotted}'." + suggest(dotted, list(values)))
         values[dotted] = value
         sources[dotted] = "flag"
 
@@ -240,9 +207,7 @@ def load(
         raise ConfigError(f"{where('build.jobs')} must be between 1 and 64, got {jobs!r}")
     embedded_listen = values["registry.embedded-listen"]
     if not is_loopback(embedded_listen) or ":" not in embedded_listen:
-        raise ConfigError(
-            f"{where('registry.embedded-listen')} must be a loopback host:port, got {embedded_listen!r}"
-        )
+        raise ConfigError(f"{where('registry.embedded-listen')} must be a loopback host:port, got {embedded_listen!r}")
     address = values["registry.address"].strip().rstrip("/")
     embedded = address == "" or address == embedded_listen
     registry = embedded_listen if embedded else address
@@ -280,8 +245,6 @@ def load(
 def _check_registry(registry: str, where: str) -> None:
     host, _, path = registry.partition("/")
     if not host or " " in registry or "://" in registry:
-        raise ConfigError(
-            f"{where}: registry must look like HOST[:PORT][/NAMESPACE], got {registry!r}"
-        )
+        raise ConfigError(f"{where}: registry must look like HOST[:PORT][/NAMESPACE], got {registry!r}")
     if path and (path != path.lower() or "//" in path):
         raise ConfigError(f"{where}: registry namespace must be lowercase, got {path!r}")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import requests
 
@@ -54,7 +54,9 @@ def _parse_deb822(text: str) -> Iterable[AptSource]:
         if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes") == "no":
             continue
         for uri in fields.get("uris", "").split():
-            yield AptSource(uri.rstrip("/"), tuple(fields.get("suites", "").split()), tuple(fields.get("components", "").split()))
+            yield AptSource(
+                uri.rstrip("/"), tuple(fields.get("suites", "").split()), tuple(fields.get("components", "").split())
+            )
 
 
 def host_sources(apt_dir: Path = APT_DIR) -> list[AptSource]:

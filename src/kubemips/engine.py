@@ -7,9 +7,11 @@ matter.  Smoke checks pull the per-arch image by digest and run it with host net
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from .arch import Arch
 from .errors import PrerequisiteError, SmokeError
@@ -87,14 +89,14 @@ class Engine:
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
                 container.kill()
                 output = container.logs().decode(errors="replace")
-                raise SmokeError(f"{ref} ({arch}) did not finish within {timeout}s; output:\n{output[-2000:]}") from None
+                raise SmokeError(
+                    f"{ref} ({arch}) did not finish within {timeout}s; output:\n{output[-2000:]}"
+                ) from None
             output = container.logs().decode(errors="replace")
             return RunResult(int(status.get("StatusCode", -1)), output)
         except docker.errors.APIError as exc:
             raise SmokeError(f"docker could not run {ref} ({arch}): {exc.explanation or exc}") from None
         finally:
             if container is not None:
-                try:
+                with contextlib.suppress(docker.errors.APIError):
                     container.remove(force=True)
-                except docker.errors.APIError:
-                    pass

@@ -8,6 +8,7 @@ the integration tests use.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -122,10 +123,8 @@ class RegistryServer:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 break
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             time.sleep(0.05)
         else:
             os.kill(pid, signal.SIGKILL)

@@ -15,10 +15,11 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Iterable, Mapping, Sequence
+from typing import IO, Any, Protocol, cast
 
 from .arch import Arch
 
@@ -67,10 +68,15 @@ class Layer:
     diff_id: str
 
 
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+
+
 class _HashingWriter:
     """File-like sink that hashes and counts what passes through to ``target``."""
 
-    def __init__(self, target: IO[bytes] | None) -> None:
+    def __init__(self, target: _Sink | None) -> None:
         self.target = target
         self.hash = hashlib.sha256()
         self.size = 0
@@ -112,13 +118,14 @@ class BlobStore:
             tmp.replace(path)
         return Blob(digest, len(data), path, media_type)
 
-    def write_layer(self, fill: "LayerFiller") -> Layer:
+    def write_layer(self, fill: LayerFiller) -> Layer:
         """Stream a tar built by ``fill`` through gzip into the store."""
         import tempfile
 
         with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as raw:
             compressed = _HashingWriter(raw)
-            with gzip.GzipFile(fileobj=compressed, mode="wb", compresslevel=6, mtime=0, filename="") as gz:  # type: ignore[arg-type]
+            gzip_sink = cast(IO[bytes], compressed)
+            with gzip.GzipFile(fileobj=gzip_sink, mode="wb", compresslevel=6, mtime=0, filename="") as gz:
                 uncompressed = _HashingWriter(gz)
                 with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                     fill(tar)

@@ -7,8 +7,8 @@ Pure: no I/O beyond the already-loaded catalog, so it is unit-tested directly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from .arch import Arch
 from .components import Component
@@ -67,7 +67,9 @@ class Plan:
             if isinstance(node, ImageNode):
                 what = f"build {registry}/{node.comp.image.name}:{node.tag} [{node.comp.kind}, {node.arch.platform}]"
             else:
-                what = f"list  {registry}/{node.comp.image.name}:{node.tag} [{', '.join(a.platform for a in node.arches)}]"
+                what = (
+                    f"list  {registry}/{node.comp.image.name}:{node.tag} [{', '.join(a.platform for a in node.arches)}]"
+                )
             lines.append(f"{i:3d}. {what}{needs}")
         return "\n".join(lines)
 
@@ -81,7 +83,7 @@ def _closure(names: Sequence[str], catalog: Mapping[str, Component]) -> list[str
         if name in order:
             return
         if name in visiting:
-            cycle = " -> ".join(visiting[visiting.index(name):] + [name])
+            cycle = " -> ".join([*visiting[visiting.index(name) :], name])
             raise ConfigError(f"FROM cycle between images: {cycle}")
         comp = catalog.get(name)
         if comp is None:

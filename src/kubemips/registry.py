@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
@@ -89,7 +90,9 @@ class Registry:
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
-            resp = self.session.request(method, url, headers=headers, timeout=_TIMEOUT, auth=None if self._token else self._auth, **kwargs)
+            resp = self.session.request(
+                method, url, headers=headers, timeout=_TIMEOUT, auth=None if self._token else self._auth, **kwargs
+            )
             if resp.status_code == 401 and self._token is None and self._fetch_token(resp):
                 headers["Authorization"] = f"Bearer {self._token}"
                 data = kwargs.get("data")
@@ -127,7 +130,9 @@ class Registry:
     @staticmethod
     def _fail(resp: requests.Response, what: str) -> RegistryError:
         detail = resp.text.strip()[:500]
-        return RegistryError(f"{what}: registry answered {resp.status_code} {resp.reason}" + (f": {detail}" if detail else ""))
+        return RegistryError(
+            f"{what}: registry answered {resp.status_code} {resp.reason}" + (f": {detail}" if detail else "")
+        )
 
     # -- API ----------------------------------------------------------------------------
     def ping(self) -> None:
@@ -217,7 +222,9 @@ class Registry:
             raise self._fail(resp, f"push manifest {repo}:{reference}")
         digest = resp.headers.get("Docker-Content-Digest", oci.sha256_digest(raw))
         if digest != oci.sha256_digest(raw):
-            raise RegistryError(f"{repo}:{reference}: registry stored digest {digest}, expected {oci.sha256_digest(raw)}")
+            raise RegistryError(
+                f"{repo}:{reference}: registry stored digest {digest}, expected {oci.sha256_digest(raw)}"
+            )
         return digest
 
     def get_manifest(self, name: str, reference: str) -> Manifest | None:

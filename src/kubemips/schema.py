@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -18,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a table"}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list of strings", dict: "a table"}
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -45,7 +46,9 @@ def check_table(
     """Validate ``data`` against ``spec`` (key -> type); returns a plain dict copy."""
     for key in data:
         if key not in spec:
-            raise ConfigError(f"{where}: unknown key '{key}'." + suggest(key, list(spec)) + f" Known: {', '.join(spec)}")
+            raise ConfigError(
+                f"{where}: unknown key '{key}'." + suggest(key, list(spec)) + f" Known: {', '.join(spec)}"
+            )
     for key in required:
         if key not in data:
             raise ConfigError(f"{where}: missing required key '{key}'")

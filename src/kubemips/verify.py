@@ -9,7 +9,7 @@ platforms, and every child passes.
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from .arch import Arch, from_oci
 from .errors import VerifyError
@@ -29,7 +29,9 @@ def verify_image(reg: Registry, name: str, digest: str, arch: Arch) -> int:
     got = (config.get("os"), config.get("architecture"), config.get("variant"))
     want = ("linux", arch.oci, arch.variant)
     if got != want:
-        raise VerifyError(f"{where}: config says {got[0]}/{got[1]}{'/' + got[2] if got[2] else ''}, expected {arch.platform}")
+        raise VerifyError(
+            f"{where}: config says {got[0]}/{got[1]}{'/' + got[2] if got[2] else ''}, expected {arch.platform}"
+        )
     layers = doc.get("layers", [])
     diff_ids = (config.get("rootfs") or {}).get("diff_ids", [])
     if len(diff_ids) != len(layers):
@@ -42,7 +44,9 @@ def verify_image(reg: Registry, name: str, digest: str, arch: Arch) -> int:
     return size
 
 
-def verify_list(reg: Registry, name: str, tag: str, arches: Sequence[Arch], *, expected: str | None = None) -> dict[Arch, str]:
+def verify_list(
+    reg: Registry, name: str, tag: str, arches: Sequence[Arch], *, expected: str | None = None
+) -> dict[Arch, str]:
     """Verify a manifest list by tag; returns arch -> child digest."""
     where = reg.ref(name, tag)
     manifest = reg.get_manifest(name, tag)

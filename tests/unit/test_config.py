@@ -6,7 +6,9 @@ from kubemips import config
 from kubemips.errors import ConfigError
 
 
-def load(tmp_path: Path, text: str | None = None, env: dict[str, str] | None = None, **flags: object) -> config.Settings:
+def load(
+    tmp_path: Path, text: str | None = None, env: dict[str, str] | None = None, **flags: object
+) -> config.Settings:
     if text is not None:
         (tmp_path / "kubemips.toml").write_text(text)
     return config.load(root=tmp_path, env=env or {}, flags=flags or None)
@@ -33,7 +35,7 @@ def test_unknown_key_names_file_key_and_suggestion(tmp_path: Path) -> None:
         load(tmp_path, "[build]\narchitecture = ['amd64']\n")
     text = str(err.value)
     assert str(tmp_path / "kubemips.toml") in text
-    assert "unknown key 'architecture' in [build]" in text
+    assert "[build]: unknown key 'architecture'." in text
     assert "Perhaps you meant 'architectures'" in text
 
 
@@ -48,10 +50,12 @@ def test_malformed_toml(tmp_path: Path) -> None:
 
 
 def test_wrong_type(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="'build.jobs' must be of type int"):
+    with pytest.raises(ConfigError, match=r"\[build\]: 'jobs' must be an integer, got 'two'"):
         load(tmp_path, "[build]\njobs = 'two'\n")
-    with pytest.raises(ConfigError, match="'build.jobs' must be an integer"):
+    with pytest.raises(ConfigError, match="'jobs' must be an integer, got True"):
         load(tmp_path, "[build]\njobs = true\n")
+    with pytest.raises(ConfigError, match="'architectures' must be a list of strings"):
+        load(tmp_path, "[build]\narchitectures = [1]\n")
 
 
 def test_bad_arch_in_file_names_where(tmp_path: Path) -> None:

@@ -32,7 +32,9 @@ def test_index_digest_prefers_xz_and_reads_only_sha256() -> None:
 
 def test_host_sources_deb822_and_list(tmp_path: Path) -> None:
     (tmp_path / "sources.list.d").mkdir()
-    (tmp_path / "sources.list").write_text("# comment\ndeb [arch=amd64] http://mirror.invalid/debian bookworm main contrib\n")
+    (tmp_path / "sources.list").write_text(
+        "# comment\ndeb [arch=amd64] http://mirror.invalid/debian bookworm main contrib\n"
+    )
     (tmp_path / "sources.list.d" / "debian.sources").write_text(
         "Types: deb\nURIs: http://a.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
         "Types: deb\nURIs: http://a.invalid/debian-security\nSuites: bookworm-security\nComponents: main\n\n"
@@ -48,7 +50,11 @@ def test_host_sources_deb822_and_list(tmp_path: Path) -> None:
 
 
 def test_sources_for_skips_suites_without_the_arch(tmp_path: Path) -> None:
-    for suite, arches in (("bookworm", "amd64 mips64el"), ("bookworm-updates", "amd64 mips64el"), ("bookworm-security", "amd64")):
+    for suite, arches in (
+        ("bookworm", "amd64 mips64el"),
+        ("bookworm-updates", "amd64 mips64el"),
+        ("bookworm-security", "amd64"),
+    ):
         d = tmp_path / "dists" / suite
         d.mkdir(parents=True)
         lines = "".join(f" {suite}{a} 1 main/binary-{a}/Packages.xz\n" for a in arches.split())

@@ -8,9 +8,10 @@ build itself.  ``kind`` in component.toml picks the builder from :data:`BUILDERS
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from ..arch import Arch
 from ..components import Component

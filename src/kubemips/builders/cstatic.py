@@ -7,7 +7,8 @@ the binary lands in a FROM-scratch (or based) image as a single deterministic la
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from .. import cmd
 from ..arch import Arch
@@ -64,7 +65,10 @@ class CStaticBuilder(Builder):
         what = f"{comp.name} {comp.version} {arch}"
         # -ffile-prefix-map keeps the checkout path out of the binary: same digest anywhere.
         prefix_map = f"-ffile-prefix-map={comp.directory}=."
-        cmd.run([self._compiler(arch), *cflags, "-static", prefix_map, *defines, "-o", str(binary), *srcs], what=f"compile {what}")
+        cmd.run(
+            [self._compiler(arch), *cflags, "-static", prefix_map, *defines, "-o", str(binary), *srcs],
+            what=f"compile {what}",
+        )
         cmd.run([f"{arch.triple}-strip", str(binary)], what=f"strip {what}")
         target = comp.build["output"]
         layer = ctx.store.write_layer(

@@ -8,7 +8,8 @@ same digest.  The package index digests of every suite used are the build's inpu
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from .. import cmd, debian
 from ..arch import Arch
@@ -49,8 +50,12 @@ class RootfsBuilder(Builder):
         return {
             "variant": comp.build.get("variant", "minbase"),
             "include": sorted(str_list(where, "include", comp.build.get("include", []))),
-            "path-exclude": list(str_list(where, "path-exclude", comp.build.get("path-exclude", list(DEFAULT_PATH_EXCLUDES)))),
-            "path-include": list(str_list(where, "path-include", comp.build.get("path-include", list(DEFAULT_PATH_INCLUDES)))),
+            "path-exclude": list(
+                str_list(where, "path-exclude", comp.build.get("path-exclude", list(DEFAULT_PATH_EXCLUDES)))
+            ),
+            "path-include": list(
+                str_list(where, "path-include", comp.build.get("path-include", list(DEFAULT_PATH_INCLUDES)))
+            ),
         }
 
     def inputs(self, comp: Component, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
