@@ -25,7 +25,8 @@ def lint(session: nox.Session) -> None:
     session.run(PY, "-m", "ruff", "check", ".", external=True)
     session.run(PY, "-m", "ruff", "format", "--check", ".", external=True)
     session.run(PY, "-m", "mypy", external=True)
-    session.run("bash", "-n", "scripts/setup-host.sh", ".ci/run", external=True)
+    for script in ("scripts/setup-host.sh", ".ci/run"):
+        session.run("bash", "-n", script, external=True)
 
 
 @nox.session(python=False, tags=["check"])
