@@ -48,11 +48,12 @@ def build(session: nox.Session) -> None:
 def _component_session(comp: components.Component) -> None:
     def run(session: nox.Session) -> None:
         with app.edge():
-            app.build(app.settings(), [comp.image.name], force="--force" in session.posargs)
+            app.build(app.settings(), [comp.name], force="--force" in session.posargs)
 
-    run.__doc__ = f"Build {comp.image.name}:{comp.tag} for every configured arch ({comp.description})"
+    images = ", ".join(f"{img.name}:{comp.tag}" for img in comp.images)
+    run.__doc__ = f"Build {images} for every configured arch ({comp.description})"
     nox.session(python=False, name=comp.name, tags=["components"])(run)
 
 
-for _comp in components.load_all(config.find_root()).values():
+for _comp in components.load_catalog(config.find_root()).components.values():
     _component_session(_comp)

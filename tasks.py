@@ -102,6 +102,8 @@ def images(c: Context) -> None:
 
 
 def _component_task(comp: components.Component) -> Task[Any]:
+    images = ", ".join(f"{img.name}:{comp.tag}" for img in comp.images)
+
     def body(
         c: Context,
         arch: str = "",
@@ -112,16 +114,16 @@ def _component_task(comp: components.Component) -> Task[Any]:
         jobs: int = 0,
         report: str = "",
     ) -> None:
-        _build(comp.image.name, arch, registry, force, dry_run, no_smoke, jobs, report)
+        _build(comp.name, arch, registry, force, dry_run, no_smoke, jobs, report)
 
-    body.__doc__ = f"Build {comp.image.name}:{comp.tag}: {comp.description}"
+    body.__doc__ = f"Build {images}: {comp.description}"
     body.__name__ = f"build_{comp.name.replace('-', '_')}"
     return Task(body, name=f"build-{comp.name}", help=dict(_COMMON_HELP))
 
 
 ns = Collection(build, verify, registry_start, registry_stop, registry_status, show_config, images)
 try:
-    for _comp in components.load_all(config.find_root()).values():
+    for _comp in components.load_catalog(config.find_root()).components.values():
         ns.add_task(_component_task(_comp))
 except Exception as _exc:  # a broken component file must not hide the other tasks
     print(f"warning: components not loaded: {_exc}")

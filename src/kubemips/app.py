@@ -63,10 +63,13 @@ def open_registry(s: Settings, *, start: bool = True) -> Registry:
     return reg
 
 
+def catalog(s: Settings) -> components.Catalog:
+    return components.load_catalog(s.root)
+
+
 def plan_for(s: Settings, what: str | Sequence[str]) -> Plan:
-    catalog = components.load_all(s.root)
-    names = components.resolve_what(what if isinstance(what, str) else list(what), catalog, s.default_what)
-    return make_plan(names, s.arches, catalog)
+    cat = catalog(s)
+    return make_plan(cat.resolve(what, s.default_what), s.arches, cat)
 
 
 def build(
@@ -104,7 +107,7 @@ def verify(s: Settings, what: str | Sequence[str]) -> None:
     failed = 0
     for node in plan.nodes:
         if node.id.endswith("/list"):
-            name, tag = node.comp.image.name, node.comp.tag
+            name, tag = node.image.name, node.comp.tag
             try:
                 children = verify_list(reg, name, tag, s.arches)
                 rows.append([reg.ref(name, tag), ", ".join(a.name for a in children), "ok"])
@@ -130,6 +133,6 @@ def show_config(s: Settings) -> None:
 
 
 def list_images(s: Settings) -> None:
-    catalog = components.load_all(s.root)
-    rows = [[c.image.name, c.tag, c.kind, c.image.base, c.description] for c in catalog.values()]
-    log.print_block(log.table(["image", "tag", "kind", "base", "description"], rows))
+    cat = catalog(s)
+    rows = [[name, comp.tag, comp.name, comp.kind, image.base] for name, (comp, image) in sorted(cat.images.items())]
+    log.print_block(log.table(["image", "tag", "component", "kind", "base"], rows))

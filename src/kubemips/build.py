@@ -20,8 +20,8 @@ from typing import Any
 
 from . import log, oci
 from .arch import Arch
-from .builders import BuildContext, builder_for
-from .components import Component
+from .builders import BaseImage, BuildContext, BuildOutput, builder_for
+from .components import ImageDef
 from .config import Settings
 from .engine import Engine
 from .errors import BuildError, KubemipsError, SmokeError
@@ -103,31 +103,31 @@ class Runner:
         *,
         force: bool = False,
         smoke: bool = True,
+        tag_images: bool = True,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.engine = engine
         self.force = force
         self.smoke_enabled = smoke
+        self.tag_images = tag_images
         self.ctx = BuildContext(settings, oci.BlobStore(settings.cache_dir / "blobs"))
 
     # -- per-arch image ---------------------------------------------------------------
-    def _base(
-        self, comp: Component, arch: Arch, results: dict[str, Result]
-    ) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-        if comp.image.base == "scratch":
+    def _base(self, image: ImageDef, arch: Arch, results: dict[str, Result]) -> BaseImage | None:
+        if image.base == "scratch":
             return None
-        parent = results[f"{comp.image.base}/{arch.name}"]
+        parent = results[f"{image.base}/{arch.name}"]
         assert isinstance(parent, ImageResult) and parent.ok
-        manifest = self.registry.get_manifest(comp.image.base, parent.digest)
+        manifest = self.registry.get_manifest(image.base, parent.digest)
         if manifest is None:
-            raise BuildError(f"base {comp.image.base}@{parent.digest} vanished from the registry")
-        config = json.loads(self.registry.get_blob(comp.image.base, manifest.doc["config"]["digest"]))
-        return parent.digest, manifest.doc, config
+            raise BuildError(f"base {image.base}@{parent.digest} vanished from the registry")
+        config = json.loads(self.registry.get_blob(image.base, manifest.doc["config"]["digest"]))
+        return BaseImage(image.base, parent.digest, self.registry.ref(image.base, parent.digest), manifest.doc, config)
 
     def _cached(self, node: ImageNode, key: str) -> oci.Blob | None:
         """The manifest under the node's tag, when its inputs label equals ``key``."""
-        name = node.comp.image.name
+        name = node.image.name
         existing = self.registry.get_manifest(name, node.tag)
         if existing is None or existing.is_list:
             return None
@@ -137,23 +137,66 @@ class Runner:
             return None
         return oci.Blob(existing.digest, len(existing.raw), Path("-"), existing.media_type)
 
+    def _config(self, node: ImageNode, key: str, out: BuildOutput, base: BaseImage | None) -> dict[str, Any]:
+        comp, image, arch = node.comp, node.image, node.arch
+        labels = {
+            **image.labels,
+            **out.labels,
+            "org.opencontainers.image.title": image.name,
+            "org.opencontainers.image.version": comp.version,
+            oci.INPUTS_LABEL: key,
+        }
+        base_ids = list(((base.config if base else {}).get("rootfs") or {}).get("diff_ids") or [])
+        if out.config is not None:
+            # The builder made the whole config (a Dockerfile build): keep it, add our labels.
+            config = dict(out.config)
+            cfg = dict(config.get("config") or {})
+            cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
+            config["config"] = cfg
+            want = base_ids + [layer.diff_id for layer in out.layers]
+            if config.get("rootfs", {}).get("diff_ids") != want:
+                raise BuildError(f"[{node.id}] built image layers do not extend its base {image.base} as expected")
+            if (config.get("os"), config.get("architecture")) != ("linux", arch.oci):
+                raise BuildError(
+                    f"[{node.id}] built image says {config.get('os')}/{config.get('architecture')}, expected {arch.platform}"
+                )
+            return config
+        spec = oci.ImageSpec(
+            env=image.env_for(arch),
+            entrypoint=image.entrypoint,
+            cmd=image.cmd,
+            workdir=image.workdir,
+            user=image.user,
+            labels=labels,
+            exposed_ports=image.expose,
+        )
+        return oci.image_config(
+            arch,
+            diff_ids=[layer.diff_id for layer in out.layers],
+            spec=spec,
+            epoch=self.settings.source_date_epoch,
+            history=out.history,
+            base_config=base.config if base else None,
+        )
+
     def build_image(self, node: ImageNode, results: dict[str, Result]) -> ImageResult:
-        comp, arch = node.comp, node.arch
-        name = comp.image.name
+        comp, image, arch = node.comp, node.image, node.arch
+        name = image.name
         res = ImageResult(node)
         builder = builder_for(comp)
-        base = self._base(comp, arch, results)
+        base = self._base(image, arch, results)
         key = input_key(
             {
                 "assembly": ASSEMBLY_VERSION,
                 "component": comp.raw,
+                "image": image.name,
                 "builder": {
                     "kind": builder.kind,
                     "version": builder.version,
-                    "inputs": builder.inputs(comp, arch, self.ctx),
+                    "inputs": builder.inputs(comp, image, arch, self.ctx),
                 },
                 "arch": arch.platform,
-                "base": base[0] if base else "scratch",
+                "base": base.digest if base else "scratch",
                 "epoch": self.settings.source_date_epoch,
             }
         )
@@ -166,35 +209,12 @@ class Runner:
             return res
 
         log.info(f"[{node.id}] building ({comp.kind}) ...")
-        out = builder.build(comp, arch, self.ctx)
-        labels = {
-            **comp.image.labels,
-            **out.labels,
-            "org.opencontainers.image.title": name,
-            "org.opencontainers.image.version": comp.version,
-            oci.INPUTS_LABEL: key,
-        }
-        spec = oci.ImageSpec(
-            env=comp.image.env,
-            entrypoint=comp.image.entrypoint,
-            cmd=comp.image.cmd,
-            workdir=comp.image.workdir,
-            user=comp.image.user,
-            labels=labels,
-            exposed_ports=comp.image.expose,
-        )
-        config = oci.image_config(
-            arch,
-            diff_ids=[layer.diff_id for layer in out.layers],
-            spec=spec,
-            epoch=self.settings.source_date_epoch,
-            history=out.history,
-            base_config=base[2] if base else None,
-        )
+        out = builder.build(comp, image, arch, self.ctx, base)
+        config = self._config(node, key, out, base)
         config_blob = self.ctx.store.put_bytes(oci.canonical_json(config), oci.CONFIG)
-        base_layers: list[dict[str, Any]] = list(base[1]["layers"]) if base else []
+        base_layers: list[dict[str, Any]] = list(base.manifest["layers"]) if base else []
         for layer_desc in base_layers:
-            self.registry.mount_blob(name, layer_desc["digest"], comp.image.base)
+            self.registry.mount_blob(name, layer_desc["digest"], image.base)
         sent = 0
         for layer in out.layers:
             if self.registry.push_blob(name, layer.blob):
@@ -207,14 +227,16 @@ class Runner:
         res.size = verify_image(self.registry, name, digest, arch)
         log.info(f"[{node.id}] pushed {name}@{digest[:19]} ({log.human_size(sent)} uploaded), verified")
         self._smoke(node, res)
-        # Only a verified, smoke-checked image gets the tag.
-        self.registry.put_manifest(name, node.tag, raw, oci.MANIFEST)
+        if self.tag_images:
+            # Only a verified, smoke-checked image gets the tag.
+            self.registry.put_manifest(name, node.tag, raw, oci.MANIFEST)
         res.status = "built"
         return res
 
     def _smoke_marker(self, node: ImageNode, digest: str) -> Path:
-        smoke = node.comp.smoke
-        spec = hashlib.sha256(oci.canonical_json([list(smoke.command), smoke.expect, list(smoke.env)])).hexdigest()[:16]
+        smoke = node.image.smoke
+        doc = [list(smoke.command), smoke.expect, list(smoke.env), list(smoke.entrypoint or [])]
+        spec = hashlib.sha256(oci.canonical_json(doc)).hexdigest()[:16]
         return self.settings.cache_dir / "smoke" / f"{digest.removeprefix('sha256:')}-{spec}"
 
     def _smoke(self, node: ImageNode, res: ImageResult) -> None:
@@ -225,16 +247,19 @@ class Runner:
         if marker.exists() and not self.force:
             res.smoke = "cached"
             return
-        comp, arch = node.comp, node.arch
+        comp, image, arch = node.comp, node.image, node.arch
+        smoke = image.smoke
         check_emulation(arch)
-        ref = self.registry.ref(comp.image.name, res.digest)
+        ref = self.registry.ref(image.name, res.digest)
         self.engine.pull(ref, arch)
-        outcome = self.engine.run(ref, arch, comp.smoke.command, env=comp.smoke.env, timeout=comp.smoke.timeout)
-        pattern = comp.smoke.pattern(comp.version, arch)
+        outcome = self.engine.run(
+            ref, arch, smoke.command, env=smoke.env, entrypoint=smoke.entrypoint, timeout=smoke.timeout
+        )
+        pattern = smoke.pattern(comp.version, arch)
         if outcome.exit_code != 0 or not pattern.search(outcome.output):
             res.smoke = "fail"
             raise SmokeError(
-                f"[{node.id}] smoke check failed: `{' '.join(comp.smoke.command)}` exited {outcome.exit_code}, "
+                f"[{node.id}] smoke check failed: `{' '.join(smoke.command)}` exited {outcome.exit_code}, "
                 f"expected output matching /{pattern.pattern}/; got:\n{outcome.output[-1500:]}"
             )
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -245,7 +270,7 @@ class Runner:
 
     # -- list ---------------------------------------------------------------------------
     def publish_list(self, node: ListNode, results: dict[str, Result]) -> ListResult:
-        name = node.comp.image.name
+        name = node.image.name
         res = ListResult(node)
         entries = []
         for arch in node.arches:
@@ -327,7 +352,7 @@ def summary(report: Report, registry: Registry) -> str:
     for r in report.images():
         rows.append(
             [
-                r.node.comp.image.name,
+                r.node.image.name,
                 r.node.arch.name,
                 r.digest[:19] if r.digest else "-",
                 log.human_size(r.size) if r.size else "-",
@@ -338,7 +363,7 @@ def summary(report: Report, registry: Registry) -> str:
         )
     text = log.table(["image", "arch", "digest", "size", "status", "smoke", "time"], rows)
     list_rows = [
-        [registry.ref(r.node.comp.image.name, r.node.tag), r.digest[:19] if r.digest else "-", r.status]
+        [registry.ref(r.node.image.name, r.node.tag), r.digest[:19] if r.digest else "-", r.status]
         for r in report.lists()
     ]
     text += "\n\n" + log.table(["manifest list", "digest", "status"], list_rows)
@@ -357,10 +382,10 @@ def report_json(report: Report, registry: Registry) -> dict[str, Any]:
         "seconds": round(report.seconds, 3),
         "images": [
             {
-                "name": r.node.comp.image.name,
+                "name": r.node.image.name,
                 "arch": r.node.arch.name,
                 "platform": r.node.arch.platform,
-                "ref": registry.ref(r.node.comp.image.name, r.node.tag),
+                "ref": registry.ref(r.node.image.name, r.node.tag),
                 "digest": r.digest,
                 "size": r.size,
                 "status": r.status,
@@ -372,8 +397,8 @@ def report_json(report: Report, registry: Registry) -> dict[str, Any]:
         ],
         "lists": [
             {
-                "name": r.node.comp.image.name,
-                "ref": registry.ref(r.node.comp.image.name, r.node.tag),
+                "name": r.node.image.name,
+                "ref": registry.ref(r.node.image.name, r.node.tag),
                 "digest": r.digest,
                 "status": r.status,
                 "error": r.error,

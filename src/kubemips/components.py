@@ -1,14 +1,18 @@
 """Declarative components: ``components/<name>/component.toml`` loaded into frozen data.
 
-A component names its version, how its per-arch content is built (``[build] kind`` picks
-a builder; the builder checks its own keys), the image that comes out, and a smoke check
-that proves the image works on its architecture.  Adding a component needs no Python.
+A component names its version, where its source comes from (pinned), how its per-arch
+content is built (``[build] kind`` picks a builder; the builder checks its own keys), the
+images that come out, and a smoke check per image that proves it works on its
+architecture.  Adding a component needs no Python.
+
+A single-image component writes ``[image]`` and ``[smoke]``; a component with several
+images (calico) writes ``[[images]]`` tables, each with its own ``[images.smoke]``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +30,11 @@ _TOP = {
     "version": str,
     "version-scheme": str,
     "tag": str,
+    "source": dict,
+    "sources": dict,
     "build": dict,
     "image": dict,
+    "images": list,
     "smoke": dict,
 }
 _IMAGE = {
@@ -40,21 +47,12 @@ _IMAGE = {
     "workdir": str,
     "user": str,
     "expose": list,
+    "files": dict,
+    "smoke": dict,
 }
-_SMOKE = {"command": list, "expect": str, "timeout": int, "env": list}
-
-
-@dataclass(frozen=True, kw_only=True)
-class ImageDef:
-    name: str
-    base: str  # "scratch" or the name of another project image
-    entrypoint: tuple[str, ...] | None
-    cmd: tuple[str, ...] | None
-    env: tuple[str, ...]
-    labels: Mapping[str, str]
-    workdir: str
-    user: str
-    expose: tuple[str, ...]
+_SMOKE = {"command": list, "expect": str, "timeout": int, "env": list, "entrypoint": list}
+_SOURCE = {"kind": str, "url": str, "ref": str, "commit": str, "sha256": str, "strip": int, "patches": list}
+_PATCH = {"file": str, "arches": list, "versions": str}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,10 +67,62 @@ class SmokeDef:
     expect: str
     timeout: int
     env: tuple[str, ...]
+    entrypoint: tuple[str, ...] | None = None
 
     def pattern(self, version: str, arch: Arch) -> re.Pattern[str]:
         values = {"version": re.escape(version), "uname": re.escape(arch.uname), "oci": arch.oci, "debian": arch.debian}
-        return re.compile(re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), self.expect), re.MULTILINE)
+        text = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), self.expect)
+        return re.compile(text, re.MULTILINE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageDef:
+    name: str
+    base: str  # "scratch" or the name of another project image
+    entrypoint: tuple[str, ...] | None
+    cmd: tuple[str, ...] | None
+    env: tuple[str, ...]
+    labels: Mapping[str, str]
+    workdir: str
+    user: str
+    expose: tuple[str, ...]
+    files: Mapping[str, str]
+    """Image path -> build artifact name, for builders that produce named artifacts."""
+    smoke: SmokeDef
+
+    def env_for(self, arch: Arch) -> tuple[str, ...]:
+        """Env with ``{oci}``/``{debian}`` filled in (etcd needs ETCD_UNSUPPORTED_ARCH=mips64le)."""
+        return tuple(e.replace("{oci}", arch.oci).replace("{debian}", arch.debian) for e in self.env)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Patch:
+    file: Path
+    arches: tuple[str, ...]  # canonical arch names; empty = every arch
+    versions: str  # semver range such as ">=1.16.0,<1.18.0"; empty = every version
+
+    def applies(self, arch: Arch, version: str) -> bool:
+        if self.arches and arch.name not in self.arches:
+            return False
+        return versions.in_range(version, self.versions) if self.versions else True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """A pinned upstream source: a git commit or a tarball with its sha256."""
+
+    name: str
+    kind: str  # git | tarball
+    url: str
+    ref: str
+    commit: str
+    sha256: str
+    strip: int
+    patches: tuple[Patch, ...]
+
+    @property
+    def pin(self) -> str:
+        return self.commit if self.kind == "git" else self.sha256
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,8 +135,8 @@ class Component:
     file: Path
     kind: str
     build: Mapping[str, Any]
-    image: ImageDef
-    smoke: SmokeDef
+    sources: Mapping[str, Source]
+    images: tuple[ImageDef, ...]
     raw: str = field(repr=False)
     """The file's text: an input of every build of this component."""
 
@@ -94,9 +144,96 @@ class Component:
         return f"{self.file}" + (f": [{key}]" if key else "")
 
 
+def _smoke(where: str, data: Mapping[str, Any], version: str) -> SmokeDef:
+    smoke = check_table(where, data, _SMOKE, required=("command", "expect"))
+    result = SmokeDef(
+        command=str_list(where, "command", smoke["command"]),
+        expect=smoke["expect"],
+        timeout=smoke.get("timeout", 120),
+        env=str_list(where, "env", smoke.get("env", [])),
+        entrypoint=str_list(where, "entrypoint", smoke["entrypoint"]) if "entrypoint" in smoke else None,
+    )
+    try:
+        result.pattern(version, ARCHES[0])
+    except re.error as exc:
+        raise ConfigError(f"{where}: expect is not a valid regular expression: {exc}") from None
+    return result
+
+
+def _image(where: str, data: Mapping[str, Any], default_name: str, smoke: SmokeDef) -> ImageDef:
+    img = check_table(where, data, _IMAGE)
+    name = img.get("name", default_name)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*", name):
+        raise ConfigError(f"{where}: image name '{name}' must be lowercase letters, digits, '.', '_', '-' or '/'")
+    return ImageDef(
+        name=name,
+        base=img.get("base", "scratch"),
+        entrypoint=str_list(where, "entrypoint", img["entrypoint"]) if "entrypoint" in img else None,
+        cmd=str_list(where, "cmd", img["cmd"]) if "cmd" in img else None,
+        env=str_list(where, "env", img.get("env", [])),
+        labels=str_map(where, "labels", img.get("labels", {})),
+        workdir=img.get("workdir", ""),
+        user=img.get("user", ""),
+        expose=str_list(where, "expose", img.get("expose", [])),
+        files=str_map(where, "files", img.get("files", {})),
+        smoke=smoke,
+    )
+
+
+def _source(where: str, name: str, data: Mapping[str, Any], directory: Path) -> Source:
+    src = check_table(where, data, _SOURCE, required=("kind", "url"))
+    kind = src["kind"]
+    if kind not in ("git", "tarball"):
+        raise ConfigError(
+            f"{where}: kind '{kind}' is unknown; known: git, tarball." + suggest(kind, ["git", "tarball"])
+        )
+    commit, sha256 = src.get("commit", ""), src.get("sha256", "")
+    if kind == "git" and not re.fullmatch(r"[0-9a-f]{40}", commit):
+        raise ConfigError(f'{where}: a git source must be pinned with commit = "<40 hex digits>" (unpinned: refused)')
+    if kind == "tarball" and not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ConfigError(
+            f'{where}: a tarball source must be pinned with sha256 = "<64 hex digits>" (unpinned: refused)'
+        )
+    if not src["url"].startswith(("https://", "http://", "file:/")):
+        raise ConfigError(f"{where}: url must be http(s):// or file:/, got {src['url']!r}")
+    patches = []
+    for i, entry in enumerate(src.get("patches", [])):
+        pwhere = f"{where} patches[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{pwhere}: must be a table {{ file = ..., arches = [...], versions = ... }}")
+        p = check_table(pwhere, entry, _PATCH, required=("file",))
+        path = directory / p["file"]
+        if not path.is_file():
+            raise ConfigError(f"{pwhere}: patch file {path} not found")
+        arches = tuple(_canonical_arch(pwhere, a) for a in str_list(pwhere, "arches", p.get("arches", [])))
+        vrange = p.get("versions", "")
+        if vrange:
+            versions.check_range(vrange, where=pwhere)
+        patches.append(Patch(file=path, arches=arches, versions=vrange))
+    return Source(
+        name=name,
+        kind=kind,
+        url=src["url"],
+        ref=src.get("ref", ""),
+        commit=commit,
+        sha256=sha256,
+        strip=src.get("strip", 1 if kind == "tarball" else 0),
+        patches=tuple(patches),
+    )
+
+
+def _canonical_arch(where: str, text: str) -> str:
+    from .arch import parse_arch
+
+    try:
+        return parse_arch(text).name
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def load_component(path: Path) -> Component:
     where = str(path)
-    data = check_table(where, read_toml(path), _TOP, required=("name", "version", "build", "smoke"))
+    data = check_table(where, read_toml(path), _TOP, required=("name", "version", "build"))
     name = data["name"]
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
         raise ConfigError(f"{where}: name '{name}' must be lowercase letters, digits and dashes")
@@ -108,15 +245,39 @@ def load_component(path: Path) -> Component:
     kind = build.pop("kind", None)
     if not isinstance(kind, str):
         raise ConfigError(f'{where}: [build] needs kind = "..."')
-    img = check_table(f"{where}: [image]", data.get("image", {}), _IMAGE)
-    smoke = check_table(f"{where}: [smoke]", data["smoke"], _SMOKE, required=("command", "expect"))
-    try:
-        SmokeDef(command=(), expect=smoke["expect"], timeout=1, env=()).pattern(version, ARCHES[0])
-    except re.error as exc:
-        raise ConfigError(f"{where}: [smoke] expect is not a valid regular expression: {exc}") from None
     tag = data.get("tag", version)
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}", tag):
         raise ConfigError(f"{where}: tag '{tag}' is not a valid image tag")
+
+    images: list[ImageDef] = []
+    if "images" in data:
+        if "image" in data or "smoke" in data:
+            raise ConfigError(
+                f"{where}: use either [image] + [smoke] or [[images]] (each with [images.smoke]), not both"
+            )
+        for i, entry in enumerate(data["images"]):
+            iwhere = f"{where}: [[images]] #{i + 1}"
+            if not isinstance(entry, dict) or "name" not in entry or "smoke" not in entry:
+                raise ConfigError(f"{iwhere}: needs name = ... and an [images.smoke] table")
+            images.append(_image(iwhere, entry, name, _smoke(f"{iwhere} smoke", entry["smoke"], version)))
+    else:
+        if "smoke" not in data:
+            raise ConfigError(f"{where}: missing required key 'smoke'")
+        img = dict(data.get("image", {}))
+        if "smoke" in img:
+            raise ConfigError(f"{where}: put the smoke check in a top-level [smoke] table")
+        images.append(_image(f"{where}: [image]", img, name, _smoke(f"{where}: [smoke]", data["smoke"], version)))
+
+    sources: dict[str, Source] = {}
+    if "source" in data and "sources" in data:
+        raise ConfigError(f"{where}: use either [source] or [sources.NAME], not both")
+    if "source" in data:
+        sources["main"] = _source(f"{where}: [source]", "main", data["source"], path.parent)
+    for sname, body in data.get("sources", {}).items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}: [sources.{sname}] must be a table")
+        sources[sname] = _source(f"{where}: [sources.{sname}]", sname, body, path.parent)
+
     return Component(
         name=name,
         description=data.get("description", ""),
@@ -126,63 +287,62 @@ def load_component(path: Path) -> Component:
         file=path,
         kind=kind,
         build=build,
-        image=ImageDef(
-            name=img.get("name", name),
-            base=img.get("base", "scratch"),
-            entrypoint=str_list(where, "entrypoint", img["entrypoint"]) if "entrypoint" in img else None,
-            cmd=str_list(where, "cmd", img["cmd"]) if "cmd" in img else None,
-            env=str_list(where, "env", img.get("env", [])),
-            labels=str_map(where, "labels", img.get("labels", {})),
-            workdir=img.get("workdir", ""),
-            user=img.get("user", ""),
-            expose=str_list(where, "expose", img.get("expose", [])),
-        ),
-        smoke=SmokeDef(
-            command=str_list(where, "command", smoke["command"]),
-            expect=smoke["expect"],
-            timeout=smoke.get("timeout", 120),
-            env=str_list(where, "env", smoke.get("env", [])),
-        ),
+        sources=sources,
+        images=tuple(images),
         raw=path.read_text(),
     )
 
 
-def load_all(root: Path) -> dict[str, Component]:
-    """Every component under ``root/components``, keyed by image name."""
-    found: dict[str, Component] = {}
-    base = root / "components"
-    if not base.is_dir():
-        return found
-    for path in sorted(base.glob(f"*/{COMPONENT_FILE}")):
-        comp = load_component(path)
-        if comp.image.name in found:
-            raise ConfigError(
-                f"{path}: image name '{comp.image.name}' is also defined by {found[comp.image.name].file}"
-            )
-        found[comp.image.name] = comp
-    return found
+@dataclass(frozen=True)
+class Catalog:
+    """Every component, and every image by name (an image belongs to one component)."""
+
+    components: Mapping[str, Component]
+    images: Mapping[str, tuple[Component, ImageDef]]
+
+    def image(self, name: str) -> tuple[Component, ImageDef]:
+        return self.images[name]
+
+    def resolve(self, what: str | Sequence[str], default: Sequence[str]) -> list[str]:
+        """WHAT (image or component names, comma lists, 'all'; empty = default) -> image names."""
+        items = (
+            what.replace(",", " ").split()
+            if isinstance(what, str)
+            else [w for part in what for w in part.replace(",", " ").split()]
+        )
+        if not items:
+            items = list(default)
+        if items == ["all"]:
+            return sorted(self.images)
+        names: list[str] = []
+        for item in items:
+            if item in self.images:
+                found = [item]
+            elif item in self.components:
+                found = [img.name for img in self.components[item].images]
+            else:
+                known = sorted(set(self.images) | set(self.components))
+                raise ConfigError(
+                    f"unknown image '{item}' in WHAT; known: {', '.join(known)}, all." + suggest(item, known)
+                )
+            names += [n for n in found if n not in names]
+        return names
 
 
-def resolve_what(
-    what: str | list[str] | tuple[str, ...], catalog: Mapping[str, Component], default: tuple[str, ...]
-) -> list[str]:
-    """Turn a WHAT (comma list, 'all', or empty for the default set) into catalog names."""
-    items = (
-        what.replace(",", " ").split()
-        if isinstance(what, str)
-        else [w for part in what for w in part.replace(",", " ").split()]
-    )
-    if not items:
-        items = list(default)
-    if items == ["all"]:
-        return sorted(catalog)
-    names: list[str] = []
-    for item in items:
-        if item not in catalog:
-            raise ConfigError(
-                f"unknown image '{item}' in WHAT; known: {', '.join(sorted(catalog))}, all."
-                + suggest(item, list(catalog))
-            )
-        if item not in names:
-            names.append(item)
-    return names
+def load_catalog(root: Path, *, dirs: Sequence[str] = ("components",)) -> Catalog:
+    comps: dict[str, Component] = {}
+    images: dict[str, tuple[Component, ImageDef]] = {}
+    for d in dirs:
+        base = root / d
+        if not base.is_dir():
+            continue
+        for path in sorted(base.glob(f"*/{COMPONENT_FILE}")):
+            comp = load_component(path)
+            if comp.name in comps:
+                raise ConfigError(f"{path}: component '{comp.name}' is also defined by {comps[comp.name].file}")
+            comps[comp.name] = comp
+            for img in comp.images:
+                if img.name in images:
+                    raise ConfigError(f"{path}: image '{img.name}' is also defined by {images[img.name][0].file}")
+                images[img.name] = (comp, img)
+    return Catalog(comps, images)

@@ -7,11 +7,11 @@ Pure: no I/O beyond the already-loaded catalog, so it is unit-tested directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .arch import Arch
-from .components import Component
+from .components import Catalog, Component, ImageDef
 from .errors import ConfigError
 
 
@@ -20,11 +20,12 @@ class ImageNode:
     """Build, push by digest, verify, smoke-check, then tag one image for one arch."""
 
     comp: Component
+    image: ImageDef
     arch: Arch
 
     @property
     def id(self) -> str:
-        return f"{self.comp.image.name}/{self.arch.name}"
+        return f"{self.image.name}/{self.arch.name}"
 
     @property
     def tag(self) -> str:
@@ -36,11 +37,12 @@ class ListNode:
     """Publish and verify the manifest list of one image over its per-arch nodes."""
 
     comp: Component
+    image: ImageDef
     arches: tuple[Arch, ...]
 
     @property
     def id(self) -> str:
-        return f"{self.comp.image.name}/list"
+        return f"{self.image.name}/list"
 
     @property
     def tag(self) -> str:
@@ -56,25 +58,20 @@ class Plan:
     deps: dict[str, list[str]] = field(default_factory=dict)
     requested: list[str] = field(default_factory=list)
 
-    def by_id(self) -> dict[str, Node]:
-        return {n.id: n for n in self.nodes}
-
     def describe(self, registry: str) -> str:
         lines = [f"plan: {len(self.nodes)} steps, registry {registry}"]
         for i, node in enumerate(self.nodes, 1):
             after = self.deps.get(node.id, [])
             needs = f"  (after {', '.join(after)})" if after else ""
             if isinstance(node, ImageNode):
-                what = f"build {registry}/{node.comp.image.name}:{node.tag} [{node.comp.kind}, {node.arch.platform}]"
+                what = f"build {registry}/{node.image.name}:{node.tag} [{node.comp.kind}, {node.arch.platform}]"
             else:
-                what = (
-                    f"list  {registry}/{node.comp.image.name}:{node.tag} [{', '.join(a.platform for a in node.arches)}]"
-                )
+                what = f"list  {registry}/{node.image.name}:{node.tag} [{', '.join(a.platform for a in node.arches)}]"
             lines.append(f"{i:3d}. {what}{needs}")
         return "\n".join(lines)
 
 
-def _closure(names: Sequence[str], catalog: Mapping[str, Component]) -> list[str]:
+def closure(names: Sequence[str], catalog: Catalog) -> list[str]:
     """Requested images plus every project image they are built FROM, parents first."""
     order: list[str] = []
     visiting: list[str] = []
@@ -85,15 +82,17 @@ def _closure(names: Sequence[str], catalog: Mapping[str, Component]) -> list[str
         if name in visiting:
             cycle = " -> ".join([*visiting[visiting.index(name) :], name])
             raise ConfigError(f"FROM cycle between images: {cycle}")
-        comp = catalog.get(name)
-        if comp is None:
+        if name not in catalog.images:
             raise ConfigError(f"unknown image '{name}'")
+        comp, image = catalog.image(name)
         visiting.append(name)
-        base = comp.image.base
-        if base != "scratch":
-            if base not in catalog:
-                raise ConfigError(f"{comp.file}: [image] base '{base}' is not an image of this project (or 'scratch')")
-            visit(base)
+        if image.base != "scratch":
+            if image.base not in catalog.images:
+                raise ConfigError(
+                    f"{comp.file}: image '{name}' has base '{image.base}', which is not an image of this project "
+                    "(or 'scratch')"
+                )
+            visit(image.base)
         visiting.pop()
         order.append(name)
 
@@ -102,18 +101,17 @@ def _closure(names: Sequence[str], catalog: Mapping[str, Component]) -> list[str
     return order
 
 
-def make_plan(names: Sequence[str], arches: Sequence[Arch], catalog: Mapping[str, Component]) -> Plan:
+def make_plan(names: Sequence[str], arches: Sequence[Arch], catalog: Catalog) -> Plan:
     plan = Plan(requested=list(names))
-    for name in _closure(names, catalog):
-        comp = catalog[name]
+    for name in closure(names, catalog):
+        comp, image = catalog.image(name)
         image_ids = []
         for arch in arches:
-            node = ImageNode(comp, arch)
+            node = ImageNode(comp, image, arch)
             plan.nodes.append(node)
-            base = comp.image.base
-            plan.deps[node.id] = [f"{base}/{arch.name}"] if base != "scratch" else []
+            plan.deps[node.id] = [f"{image.base}/{arch.name}"] if image.base != "scratch" else []
             image_ids.append(node.id)
-        lst = ListNode(comp, tuple(arches))
+        lst = ListNode(comp, image, tuple(arches))
         plan.nodes.append(lst)
         plan.deps[lst.id] = image_ids
     return plan

@@ -40,3 +40,31 @@ def validate(version: str, scheme: str, *, where: str) -> str:
     except ValueError as exc:
         raise ConfigError(f"{where}: version '{version}' is not valid {scheme}: {exc}") from None
     return version
+
+
+_CLAUSE = re.compile(r"^(>=|<=|==|!=|>|<)\s*v?(\d+\.\d+\.\d+\S*)$")
+
+
+def check_range(text: str, *, where: str) -> None:
+    """A version range: comma-separated clauses such as ``>=1.16.0,<1.18.0``."""
+    for clause in text.split(","):
+        m = _CLAUSE.match(clause.strip())
+        if not m:
+            raise ConfigError(f"{where}: version range clause '{clause.strip()}' must look like '>=1.16.0'")
+        try:
+            semver.Version.parse(m.group(2))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: '{clause.strip()}': {exc}") from None
+
+
+def in_range(version: str, text: str) -> bool:
+    """Whether ``version`` (semver, optional leading v; MAJOR.MINOR taken as .0) is in range."""
+    v = version.removeprefix("v")
+    if re.fullmatch(r"\d+\.\d+", v):
+        v += ".0"
+    parsed = semver.Version.parse(v)
+    for clause in text.split(","):
+        m = _CLAUSE.match(clause.strip())
+        if m is None or not parsed.match(m.group(1) + m.group(2)):
+            return False
+    return True

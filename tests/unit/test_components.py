@@ -13,21 +13,21 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_repo_components_load_and_builders_accept_them() -> None:
-    catalog = components.load_all(REPO)
-    assert {"debian-base", "pause"} <= set(catalog)
-    for comp in catalog.values():
+    catalog = components.load_catalog(REPO)
+    assert {"debian-base", "pause"} <= set(catalog.images)
+    for comp in catalog.components.values():
         builder_for(comp)  # closed schema of each builder's [build] keys
-    pause = catalog["pause"]
+    pause, image = catalog.image("pause")
     assert pause.version == "3.1" and pause.tag == "3.1"
-    assert pause.smoke.pattern("3.1", parse_arch("mips64el")).search("pause.c v3.1\n")
-    assert not pause.smoke.pattern("3.1", parse_arch("mips64el")).search("pause.c v3.10\n")
+    assert image.smoke.pattern("3.1", parse_arch("mips64el")).search("pause.c v3.1\n")
+    assert not image.smoke.pattern("3.1", parse_arch("mips64el")).search("pause.c v3.10\n")
 
 
 def test_debian_base_smoke_pattern_is_per_arch() -> None:
-    base = components.load_all(REPO)["debian-base"]
+    base, image = components.load_catalog(REPO).image("debian-base")
     out = "mips64\nmips64el\n12.11\n"
-    assert base.smoke.pattern(base.version, parse_arch("mips64el")).search(out)
-    assert not base.smoke.pattern(base.version, parse_arch("amd64")).search(out)
+    assert image.smoke.pattern(base.version, parse_arch("mips64el")).search(out)
+    assert not image.smoke.pattern(base.version, parse_arch("amd64")).search(out)
 
 
 def test_unknown_key_in_component(tmp_path: Path) -> None:
@@ -81,10 +81,78 @@ def test_missing_required(tmp_path: Path) -> None:
 def test_resolve_what(tmp_path: Path) -> None:
     write_component(tmp_path, "a", simple("a"))
     write_component(tmp_path, "b", simple("b"))
-    catalog = components.load_all(tmp_path)
-    assert components.resolve_what("b,a", catalog, ("a",)) == ["b", "a"]
-    assert components.resolve_what("", catalog, ("a",)) == ["a"]
-    assert components.resolve_what(["a b", "a"], catalog, ()) == ["a", "b"]
-    assert components.resolve_what("all", catalog, ()) == ["a", "b"]
+    catalog = components.load_catalog(tmp_path)
+    assert catalog.resolve("b,a", ("a",)) == ["b", "a"]
+    assert catalog.resolve("", ("a",)) == ["a"]
+    assert catalog.resolve(["a b", "a"], ()) == ["a", "b"]
+    assert catalog.resolve("all", ()) == ["a", "b"]
     with pytest.raises(ConfigError, match=r"unknown image 'c' in WHAT; known: a, b, all"):
-        components.resolve_what("c", catalog, ())
+        catalog.resolve("c", ())
+
+
+MULTI = """
+name = "suite"
+version = "3.8.2"
+tag = "v3.8.2"
+[sources.node]
+kind = "git"
+url = "https://example.invalid/node.git"
+ref = "v3.8.2"
+commit = "0123456789abcdef0123456789abcdef01234567"
+[build]
+kind = "c-static"
+sources = ["main.c"]
+output = "/bin/x"
+[[images]]
+name = "suite-node"
+env = ["ETCD_UNSUPPORTED_ARCH={oci}"]
+[images.smoke]
+command = ["-v"]
+expect = "{version}"
+[[images]]
+name = "suite-ctl"
+base = "suite-node"
+[images.smoke]
+command = ["version"]
+expect = "v{version}"
+"""
+
+
+def test_multi_image_component_and_component_names_in_what(tmp_path: Path) -> None:
+    write_component(tmp_path, "suite", MULTI)
+    write_component(tmp_path, "a", simple("a"))
+    catalog = components.load_catalog(tmp_path)
+    comp = catalog.components["suite"]
+    assert [i.name for i in comp.images] == ["suite-node", "suite-ctl"]
+    assert comp.sources["node"].pin == "0123456789abcdef0123456789abcdef01234567"
+    assert comp.images[0].env_for(parse_arch("mips64el")) == ("ETCD_UNSUPPORTED_ARCH=mips64le",)
+    assert catalog.resolve("suite,a", ()) == ["suite-node", "suite-ctl", "a"]
+    assert catalog.resolve("suite-ctl", ()) == ["suite-ctl"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ('commit = "0123456789abcdef0123456789abcdef01234567"', "must be pinned with commit"),
+        ('kind = "git"', "kind 'gti' is unknown"),
+    ],
+)
+def test_unpinned_or_bad_source_is_refused(tmp_path: Path, change: str, message: str) -> None:
+    bad = MULTI.replace(change, "" if "commit" in change else 'kind = "gti"')
+    with pytest.raises(ConfigError, match=message):
+        components.load_component(write_component(tmp_path, "suite", bad))
+
+
+def test_tarball_needs_sha256_and_patch_files_exist(tmp_path: Path) -> None:
+    body = MULTI.replace('kind = "git"', 'kind = "tarball"')
+    with pytest.raises(ConfigError, match="must be pinned with sha256"):
+        components.load_component(write_component(tmp_path, "suite", body))
+    body = MULTI.replace('ref = "v3.8.2"', 'patches = [{ file = "patches/stat.patch", arches = ["mips64le"] }]')
+    with pytest.raises(ConfigError, match="patch file .*stat.patch not found"):
+        components.load_component(write_component(tmp_path, "suite", body))
+    (tmp_path / "components" / "suite" / "patches").mkdir()
+    (tmp_path / "components" / "suite" / "patches" / "stat.patch").write_text("")
+    comp = components.load_component(tmp_path / "components" / "suite" / "component.toml")
+    (patch,) = comp.sources["node"].patches
+    assert patch.arches == ("mips64el",)
+    assert patch.applies(parse_arch("mips64le"), "3.8.2") and not patch.applies(parse_arch("amd64"), "3.8.2")

@@ -10,10 +10,10 @@ from kubemips.plan import ImageNode, ListNode, make_plan
 from .helpers import simple, write_component
 
 
-def catalog(tmp_path: Path, **bases: str) -> dict[str, components.Component]:
+def catalog(tmp_path: Path, **bases: str) -> components.Catalog:
     for name, base in bases.items():
         write_component(tmp_path, name, simple(name, base=base))
-    return components.load_all(tmp_path)
+    return components.load_catalog(tmp_path)
 
 
 def test_parents_first_and_lists_after_children(tmp_path: Path) -> None:
@@ -52,5 +52,5 @@ def test_cycle_is_named(tmp_path: Path) -> None:
 
 def test_unknown_base(tmp_path: Path) -> None:
     cat = catalog(tmp_path, a="alpine")
-    with pytest.raises(ConfigError, match="base 'alpine' is not an image of this project"):
+    with pytest.raises(ConfigError, match="has base 'alpine', which is not an image of this project"):
         make_plan(["a"], parse_arches("amd64"), cat)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..arch import Arch
-from ..components import Component
+from ..components import Component, ImageDef
 from ..config import Settings
 from ..errors import ConfigError
 from ..oci import BlobStore, Layer
@@ -30,17 +30,32 @@ class BuildContext:
     def work_root(self) -> Path:
         return self.settings.cache_dir / "work"
 
-    def workdir(self, comp: Component, arch: Arch) -> Path:
-        path = self.work_root / f"{comp.name}-{arch.name}"
+    def workdir(self, comp: Component, arch: Arch, image: ImageDef | None = None) -> Path:
+        suffix = f"-{image.name.replace('/', '_')}" if image is not None and image.name != comp.name else ""
+        path = self.work_root / f"{comp.name}{suffix}-{arch.name}"
         path.mkdir(parents=True, exist_ok=True)
         return path
 
 
 @dataclass(frozen=True)
+class BaseImage:
+    """The parent image of a build, resolved to a digest in the registry."""
+
+    name: str
+    digest: str
+    ref: str
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class BuildOutput:
     layers: list[Layer]
+    """New layers only, on top of the base image's."""
     history: list[str]
     labels: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] | None = None
+    """A complete image config, when the builder made one (Dockerfile builds)."""
 
 
 class Builder(ABC):
@@ -54,12 +69,14 @@ class Builder(ABC):
         return check_table(f"{comp.file}: [build]", comp.build, self.options, required=self.required)
 
     @abstractmethod
-    def inputs(self, comp: Component, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+    def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         """Everything (besides the component file and base image) the output depends on."""
 
     @abstractmethod
-    def build(self, comp: Component, arch: Arch, ctx: BuildContext) -> BuildOutput:
-        """Produce the new layers for ``arch`` into ``ctx.store``."""
+    def build(
+        self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
+    ) -> BuildOutput:
+        """Produce the new layers of ``image`` for ``arch`` into ``ctx.store``."""
 
 
 def _registry() -> dict[str, Builder]:

@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 
 from .. import cmd
 from ..arch import Arch
-from ..components import Component
+from ..components import Component, ImageDef
 from ..errors import ConfigError
 from ..oci import FileEntry, FilesLayer
 from ..schema import str_list, str_map
-from . import BuildContext, Builder, BuildOutput
+from . import BaseImage, BuildContext, Builder, BuildOutput
 
 
 class CStaticBuilder(Builder):
@@ -45,7 +45,7 @@ class CStaticBuilder(Builder):
     def _compiler(self, arch: Arch) -> str:
         return f"{arch.triple}-gcc"
 
-    def inputs(self, comp: Component, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+    def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         gcc = self._compiler(arch)
         cmd.which(gcc, hint=f"apt-get install gcc-{arch.triple.replace('_', '-')}")
         return {
@@ -56,7 +56,9 @@ class CStaticBuilder(Builder):
             "compiler": cmd.output([gcc, "--version"]).splitlines()[0],
         }
 
-    def build(self, comp: Component, arch: Arch, ctx: BuildContext) -> BuildOutput:
+    def build(
+        self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
+    ) -> BuildOutput:
         work = ctx.workdir(comp, arch)
         binary = work / "out.bin"
         srcs = [str(comp.directory / rel) for rel, _ in self._sources(comp)]

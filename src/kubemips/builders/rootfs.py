@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 
 from .. import cmd, debian
 from ..arch import Arch
-from ..components import Component
+from ..components import Component, ImageDef
 from ..oci import NormalizedTar
 from ..schema import str_list
-from . import BuildContext, Builder, BuildOutput
+from . import BaseImage, BuildContext, Builder, BuildOutput
 
 # Kept out of the image, as upstream's debian-base does: documentation, manuals and
 # translations are dead weight in a container.  Copyright files stay.
@@ -58,7 +58,7 @@ class RootfsBuilder(Builder):
             ),
         }
 
-    def inputs(self, comp: Component, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+    def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         cmd.which("mmdebstrap", hint="apt-get install mmdebstrap")
         return {
             "sources": [{"line": src.line(), "index": src.index} for src in self._sources(arch, ctx)],
@@ -66,7 +66,9 @@ class RootfsBuilder(Builder):
             "mmdebstrap": cmd.output(["mmdebstrap", "--version"]),
         }
 
-    def build(self, comp: Component, arch: Arch, ctx: BuildContext) -> BuildOutput:
+    def build(
+        self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
+    ) -> BuildOutput:
         opts = self._options(comp)
         sources = self._sources(arch, ctx)
         work = ctx.workdir(comp, arch)
