@@ -156,10 +156,9 @@ class Runner:
             want = base_ids + [layer.diff_id for layer in out.layers]
             if config.get("rootfs", {}).get("diff_ids") != want:
                 raise BuildError(f"[{node.id}] built image layers do not extend its base {image.base} as expected")
-            if (config.get("os"), config.get("architecture")) != ("linux", arch.oci):
-                raise BuildError(
-                    f"[{node.id}] built image says {config.get('os')}/{config.get('architecture')}, expected {arch.platform}"
-                )
+            platform = f"{config.get('os')}/{config.get('architecture')}"
+            if platform != f"linux/{arch.oci}":
+                raise BuildError(f"[{node.id}] built image says {platform}, expected {arch.platform}")
             return config
         spec = oci.ImageSpec(
             env=image.env_for(arch),
