@@ -23,15 +23,24 @@ _COMMON_HELP = {
     "no_smoke": "skip running the images (not recommended: publishing then proves less)",
     "jobs": "steps run at the same time (default: kubemips.toml build.jobs)",
     "report": "write the JSON report here (default: <cache>/reports/last-build.json)",
+    "version": "build another version of the one component requested (needs --source unless pinned)",
+    "source": "local source tree: DIR, or NAME=DIR,... for components with several sources",
 }
 
 
-def _build(
-    what: str, arch: str, registry: str, force: bool, dry_run: bool, no_smoke: bool, jobs: int, report: str
-) -> None:
+def _build(what: str, arch: str, registry: str, jobs: int, **options: Any) -> None:
     with app.edge():
         settings = app.settings(arch=arch, registry=registry, jobs=jobs)
-        app.build(settings, what, force=force, dry_run=dry_run, smoke=not no_smoke, report_path=report)
+        app.build(
+            settings,
+            what,
+            force=options["force"],
+            dry_run=options["dry_run"],
+            smoke=not options["no_smoke"],
+            report_path=options["report"],
+            version=options.get("version", ""),
+            source=options.get("source", ""),
+        )
 
 
 @task(help={"what": "comma-separated images, or 'all' (default: build.default-what)", **_COMMON_HELP})
@@ -45,9 +54,14 @@ def build(
     no_smoke: bool = False,
     jobs: int = 0,
     report: str = "",
+    version: str = "",
+    source: str = "",
 ) -> None:
     """Build, push, verify and smoke-check images and their manifest lists."""
-    _build(what, arch, registry, force, dry_run, no_smoke, jobs, report)
+    _build(
+        what, arch, registry, jobs, force=force, dry_run=dry_run, no_smoke=no_smoke, report=report,
+        version=version, source=source,
+    )  # fmt: skip
 
 
 @task(
@@ -113,8 +127,13 @@ def _component_task(comp: components.Component) -> Task[Any]:
         no_smoke: bool = False,
         jobs: int = 0,
         report: str = "",
+        version: str = "",
+        source: str = "",
     ) -> None:
-        _build(comp.name, arch, registry, force, dry_run, no_smoke, jobs, report)
+        _build(
+            comp.name, arch, registry, jobs, force=force, dry_run=dry_run, no_smoke=no_smoke, report=report,
+            version=version, source=source,
+        )  # fmt: skip
 
     body.__doc__ = f"Build {images}: {comp.description}"
     body.__name__ = f"build_{comp.name.replace('-', '_')}"

@@ -19,7 +19,7 @@ from .arch import parse_arches
 from .build import Report, Runner, raise_for_failures, report_json, summary
 from .config import Settings
 from .engine import Engine
-from .errors import KubemipsError
+from .errors import ConfigError, KubemipsError
 from .plan import Plan, make_plan
 from .registry import Registry
 from .verify import verify_list
@@ -67,9 +67,53 @@ def catalog(s: Settings) -> components.Catalog:
     return components.load_catalog(s.root)
 
 
-def plan_for(s: Settings, what: str | Sequence[str]) -> Plan:
+def plan_for(s: Settings, what: str | Sequence[str], *, version: str = "", source: str = "") -> tuple[Plan, SourceMap]:
+    """The plan for WHAT; ``version``/``source`` override the one component requested."""
     cat = catalog(s)
-    return make_plan(cat.resolve(what, s.default_what), s.arches, cat)
+    names = cat.resolve(what, s.default_what)
+    sources: SourceMap = {}
+    if version or source:
+        owners = sorted({cat.image(n)[0].name for n in names})
+        if len(owners) != 1:
+            raise ConfigError(f"--version/--source need exactly one component in WHAT, got: {', '.join(owners)}")
+        (owner,) = owners
+        if version:
+            cat = cat.with_version(owner, version)
+        if source:
+            sources[owner] = parse_source_flag(source, cat.components[owner])
+        comp = cat.components[owner]
+        pinned = catalog(s).components[owner].version
+        if comp.version != pinned and not sources.get(owner) and comp.sources:
+            raise ConfigError(
+                f"{comp.file} pins its source for {owner} {pinned}; to build {comp.version}, "
+                "give its tree with --source DIR or pin that version in the file"
+            )
+    return make_plan(names, s.arches, cat), sources
+
+
+SourceMap = dict[str, dict[str, Path]]
+
+
+def parse_source_flag(text: str, comp: components.Component) -> dict[str, Path]:
+    """``DIR`` (the component's only or 'main' source) or ``NAME=DIR,NAME=DIR``."""
+    result: dict[str, Path] = {}
+    for part in text.split(","):
+        name, sep, directory = part.partition("=")
+        if not sep:
+            name, directory = ("main" if len(comp.sources) <= 1 else ""), name
+            if not name:
+                raise ConfigError(
+                    f"{comp.name} has several sources ({', '.join(comp.sources)}): use --source NAME=DIR,NAME=DIR"
+                )
+            if comp.sources:
+                name = next(iter(comp.sources))
+        path = Path(directory).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError(f"--source {part}: {path} is not a directory")
+        if comp.sources and name not in comp.sources:
+            raise ConfigError(f"--source {part}: {comp.name} has no source '{name}'; known: {', '.join(comp.sources)}")
+        result[name] = path
+    return result
 
 
 def build(
@@ -80,8 +124,10 @@ def build(
     dry_run: bool = False,
     smoke: bool = True,
     report_path: str = "",
+    version: str = "",
+    source: str = "",
 ) -> Report | None:
-    plan = plan_for(s, what)
+    plan, sources = plan_for(s, what, version=version, source=source)
     if dry_run:
         log.print_block(plan.describe(s.registry))
         log.print_block("dry run: nothing built, pushed or started")
@@ -89,7 +135,7 @@ def build(
     arches = ", ".join(a.name for a in s.arches)
     with log.step(f"build {', '.join(plan.requested)} for {arches} into {s.registry}"):
         reg = open_registry(s)
-        runner = Runner(s, reg, Engine(), force=force, smoke=smoke)
+        runner = Runner(s, reg, Engine(), force=force, smoke=smoke, sources=sources)
         report = runner.run(plan)
     path = Path(report_path) if report_path else s.cache_dir / "reports" / "last-build.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +147,7 @@ def build(
 
 def verify(s: Settings, what: str | Sequence[str]) -> None:
     """Re-verify the published lists of WHAT (no building)."""
-    plan = plan_for(s, what)
+    plan, _ = plan_for(s, what)
     reg = open_registry(s, start=False)
     rows = []
     failed = 0

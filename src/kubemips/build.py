@@ -16,6 +16,7 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from . import log, oci
@@ -104,6 +105,7 @@ class Runner:
         force: bool = False,
         smoke: bool = True,
         tag_images: bool = True,
+        sources: Mapping[str, Mapping[str, Path]] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -111,7 +113,7 @@ class Runner:
         self.force = force
         self.smoke_enabled = smoke
         self.tag_images = tag_images
-        self.ctx = BuildContext(settings, oci.BlobStore(settings.cache_dir / "blobs"))
+        self.ctx = BuildContext(settings, oci.BlobStore(settings.cache_dir / "blobs"), engine, sources or {})
 
     # -- per-arch image ---------------------------------------------------------------
     def _base(self, image: ImageDef, arch: Arch, results: dict[str, Result]) -> BaseImage | None:
@@ -188,6 +190,8 @@ class Runner:
             {
                 "assembly": ASSEMBLY_VERSION,
                 "component": comp.raw,
+                "version": comp.version,
+                "tag": comp.tag,
                 "image": image.name,
                 "builder": {
                     "kind": builder.kind,

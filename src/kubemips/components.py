@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +302,17 @@ class Catalog:
 
     def image(self, name: str) -> tuple[Component, ImageDef]:
         return self.images[name]
+
+    def with_version(self, name: str, version: str) -> Catalog:
+        """The catalog with component ``name`` at another version (``--version``)."""
+        comp = self.components[name]
+        scheme = "major-minor" if re.fullmatch(r"\d+\.\d+", comp.version) else "semver"
+        versions.validate(version, scheme, where=f"--version for {name}")
+        tag = version if comp.tag == comp.version else comp.tag.replace(comp.version, version)
+        new = replace(comp, version=version, tag=tag)
+        comps = {**self.components, name: new}
+        images = {k: ((new, img) if c.name == name else (c, img)) for k, (c, img) in self.images.items()}
+        return Catalog(comps, images)
 
     def resolve(self, what: str | Sequence[str], default: Sequence[str]) -> list[str]:
         """WHAT (image or component names, comma lists, 'all'; empty = default) -> image names."""

@@ -1,20 +1,25 @@
 """The container engine, behind one small class: pulling and running images.
 
 Only the Docker Engine API (through the Docker SDK) is used, so the CLI on PATH does not
-matter.  Smoke checks pull the per-arch image by digest and run it with host networking
-(the daemon runs with --bridge=none; every test talks to 127.0.0.1).
+matter.  Smoke checks pull the per-arch image by digest and run it with no network but
+its own loopback: servers under test listen on 127.0.0.1 inside the container, so two
+checks running at once never compete for a port.  Dockerfile builds use the classic
+builder with host networking (the daemon runs with --bridge=none) so RUN steps reach the
+package mirror.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .arch import Arch
-from .errors import PrerequisiteError, SmokeError
+from . import log
+from .errors import BuildError, PrerequisiteError, SmokeError
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,6 @@ class Engine:
         env: Sequence[str] = (),
         entrypoint: Sequence[str] | None = None,
         timeout: int = 120,
-        detach_check: bool = False,
     ) -> RunResult:
         """Run ``ref`` to completion (host network, removed afterwards) and collect output."""
         import docker.errors
@@ -80,7 +84,7 @@ class Engine:
                 command=list(command) or None,
                 entrypoint=list(entrypoint) if entrypoint is not None else None,
                 environment=list(env),
-                network_mode="host",
+                network_mode="none",
                 platform=arch.platform,
             )
             container.start()
@@ -100,3 +104,71 @@ class Engine:
             if container is not None:
                 with contextlib.suppress(docker.errors.APIError):
                     container.remove(force=True)
+
+    def server_version(self) -> str:
+        return str(self.client.version().get("Version", "unknown"))
+
+    def build(
+        self,
+        context: Path,
+        *,
+        dockerfile: str,
+        buildargs: Mapping[str, str],
+        arch: Arch,
+        log_path: Path,
+        what: str,
+    ) -> str:
+        """Classic-builder build for ``arch`` (RUN steps under QEMU); returns the image id.
+
+        The build log goes to ``log_path``; a failing step raises BuildError with its tail.
+        """
+        import docker.errors
+
+        image_id = ""
+        lines: list[str] = []
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with log_path.open("w") as logf:
+                stream = self.client.api.build(
+                    path=str(context),
+                    dockerfile=dockerfile,
+                    buildargs=dict(buildargs),
+                    platform=arch.platform,
+                    network_mode="host",
+                    rm=True,
+                    forcerm=True,
+                    decode=True,
+                    pull=False,
+                )
+                for chunk in stream:
+                    if "stream" in chunk:
+                        text = chunk["stream"]
+                        logf.write(text)
+                        lines.extend(text.splitlines())
+                        for line in text.splitlines():
+                            if line.startswith("Step "):
+                                log.info(f"[{what}] {line}")
+                    if "error" in chunk:
+                        logf.write(chunk["error"] + "\n")
+                        tail = "\n".join((lines + [chunk["error"]])[-30:])
+                        raise BuildError(f"[{what}] Dockerfile build failed (log: {log_path}):\n{tail}")
+                    aux = chunk.get("aux") or {}
+                    if "ID" in aux:
+                        image_id = aux["ID"]
+        except docker.errors.APIError as exc:
+            raise BuildError(f"[{what}] docker build failed: {exc.explanation or exc} (log: {log_path})") from None
+        if not image_id:
+            raise BuildError(f"[{what}] docker build produced no image (log: {log_path})")
+        return image_id
+
+    def save(self, image_id: str, dest: Path) -> None:
+        """``docker save`` of one image into ``dest`` (a tar of config and layer tars)."""
+        import docker.errors
+
+        try:
+            chunks = self.client.images.get(image_id).save(named=False)
+            with dest.open("wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+        except docker.errors.APIError as exc:
+            raise BuildError(f"docker could not export {image_id}: {exc.explanation or exc}") from None

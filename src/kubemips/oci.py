@@ -15,7 +15,7 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -118,8 +118,22 @@ class BlobStore:
             tmp.replace(path)
         return Blob(digest, len(data), path, media_type)
 
+    def gzip_stream(self, source: IO[bytes]) -> Layer:
+        """Compress an existing (uncompressed) layer tar into the store."""
+        import shutil
+
+        return self._write(lambda sink: shutil.copyfileobj(source, cast(IO[bytes], sink), 1 << 20))
+
     def write_layer(self, fill: LayerFiller) -> Layer:
         """Stream a tar built by ``fill`` through gzip into the store."""
+
+        def emit(sink: _HashingWriter) -> None:
+            with tarfile.open(fileobj=cast(IO[bytes], sink), mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                fill(tar)
+
+        return self._write(emit)
+
+    def _write(self, emit: Callable[[_HashingWriter], object]) -> Layer:
         import tempfile
 
         with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as raw:
@@ -127,8 +141,7 @@ class BlobStore:
             gzip_sink = cast(IO[bytes], compressed)
             with gzip.GzipFile(fileobj=gzip_sink, mode="wb", compresslevel=6, mtime=0, filename="") as gz:
                 uncompressed = _HashingWriter(gz)
-                with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-                    fill(tar)
+                emit(uncompressed)
             tmp_path = Path(raw.name)
         path = self.path(compressed.digest)
         tmp_path.replace(path)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..config import Settings
+from ..engine import Engine
 from ..errors import ConfigError
 from ..oci import BlobStore, Layer
 from ..schema import check_table, suggest
@@ -25,6 +26,9 @@ from ..schema import check_table, suggest
 class BuildContext:
     settings: Settings
     store: BlobStore
+    engine: Engine
+    sources: Mapping[str, Mapping[str, Path]] = field(default_factory=dict)
+    """Local source trees given with --source: component -> source name -> directory."""
 
     @property
     def work_root(self) -> Path:
@@ -81,9 +85,17 @@ class Builder(ABC):
 
 def _registry() -> dict[str, Builder]:
     from .cstatic import CStaticBuilder
+    from .dockerfile import DebianPackagesBuilder, DockerfileBuilder
+    from .golang import GoBuilder
     from .rootfs import RootfsBuilder
 
-    builders: list[Builder] = [CStaticBuilder(), RootfsBuilder()]
+    builders: list[Builder] = [
+        CStaticBuilder(),
+        RootfsBuilder(),
+        DockerfileBuilder(),
+        DebianPackagesBuilder(),
+        GoBuilder(),
+    ]
     return {b.kind: b for b in builders}
 
 

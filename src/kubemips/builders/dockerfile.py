@@ -1,0 +1,207 @@
+"""Images whose recipe has RUN steps: the Docker engine's classic builder, per arch.
+
+RUN steps for a foreign arch run under QEMU (binfmt F flag).  The parent is passed as
+``BASEIMAGE`` by digest, so the build is pinned to exactly the base this run produced.
+The result is exported (``docker save``), its new layers are compressed into the blob
+store, and it is published through the same path as every other image: pushed by
+digest, verified, smoke-checked, then tagged.  RUN output is not bit-reproducible (file
+times, package state), but the skip key still covers every input: the context files,
+the base digest, the engine version and, because ``apt-get`` resolves against the
+archive, the archive's package-index digests for that arch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .. import debian
+from ..arch import Arch
+from ..components import Component, ImageDef
+from ..errors import BuildError, ConfigError
+from ..schema import str_list, str_map
+from . import BaseImage, BuildContext, Builder, BuildOutput
+
+PACKAGES_FILE = "usr/share/kubemips/packages.txt"
+"""Where package-based images record ``name=version`` of what they installed."""
+
+
+def tree_digest(root: Path, *, exclude: tuple[str, ...] = (".git",)) -> dict[str, str]:
+    """Path -> sha256 (and mode) of every file below ``root``: a context's identity."""
+    result: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in exclude)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                result[rel] = "link:" + os.readlink(path)
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            result[rel] = f"{oct(path.stat().st_mode & 0o777)}:{digest}"
+    return result
+
+
+def fill(text: str, comp: Component, arch: Arch) -> str:
+    return (
+        text.replace("{version}", comp.version)
+        .replace("{oci}", arch.oci)
+        .replace("{debian}", arch.debian)
+        .replace("{triple}", arch.triple)
+    )
+
+
+def archive_inputs(arch: Arch, ctx: BuildContext) -> list[str]:
+    """Package-index digests a RUN apt-get would resolve against (pins what it installs)."""
+    s = ctx.settings
+    mirror = debian.mirror_for(s.debian_suite, s.debian_mirror)
+    security = debian.security_mirror_for(s.debian_suite, s.security_mirror)
+    return [f"{src.suite}@{src.index}" for src in debian.sources_for(s.debian_suite, arch.debian, mirror, security)]
+
+
+def export_layers(
+    ctx: BuildContext, image_id: str, base: BaseImage | None, work: Path, what: str
+) -> tuple[dict[str, Any], list[Any], str]:
+    """Save ``image_id``; return its config, the layers above ``base``, and packages.txt."""
+    from ..oci import Layer
+
+    saved = work / "image.tar"
+    ctx.engine.save(image_id, saved)
+    base_ids = list(((base.config if base else {}).get("rootfs") or {}).get("diff_ids") or [])
+    layers: list[Layer] = []
+    packages = ""
+    try:
+        with tarfile.open(saved) as tar:
+            manifest = json.load(_member(tar, "manifest.json", what))
+            (entry,) = manifest
+            config = json.load(_member(tar, entry["Config"], what))
+            diff_ids = config["rootfs"]["diff_ids"]
+            if diff_ids[: len(base_ids)] != base_ids:
+                raise BuildError(f"[{what}] built image does not start with the layers of its base {base.ref if base else ''}")
+            for layer_path, diff_id in list(zip(entry["Layers"], diff_ids, strict=True))[len(base_ids) :]:
+                layer = ctx.store.gzip_stream(_member(tar, layer_path, what))
+                if layer.diff_id != diff_id:
+                    raise BuildError(f"[{what}] exported layer {layer_path} does not match diff_id {diff_id}")
+                layers.append(layer)
+                packages = _read_packages(tar, layer_path) or packages
+    finally:
+        saved.unlink(missing_ok=True)
+    return config, layers, packages
+
+
+def _member(tar: tarfile.TarFile, name: str, what: str) -> Any:
+    fileobj = tar.extractfile(name)
+    if fileobj is None:
+        raise BuildError(f"[{what}] docker save output lacks {name}")
+    return fileobj
+
+
+def _read_packages(tar: tarfile.TarFile, layer_path: str) -> str:
+    layer = tar.extractfile(layer_path)
+    if layer is None:
+        return ""
+    with tarfile.open(fileobj=layer, mode="r|") as inner:
+        for member in inner:
+            if member.name.removeprefix("./") == PACKAGES_FILE and member.isreg():
+                data = inner.extractfile(member)
+                return data.read().decode() if data else ""
+    return ""
+
+
+class DockerfileBuilder(Builder):
+    """``kind = "dockerfile"``: a Dockerfile in the component directory."""
+
+    kind: ClassVar[str] = "dockerfile"
+    options: ClassVar[Mapping[str, type]] = {"dockerfile": str, "args": dict, "debian-archive": bool}
+
+    def _args(self, comp: Component, image: ImageDef, arch: Arch) -> dict[str, str]:
+        raw = str_map(str(comp.file), "args", comp.build.get("args", {}))
+        return {k: fill(v, comp, arch) for k, v in sorted(raw.items())}
+
+    def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
+        dockerfile = comp.build.get("dockerfile", "Dockerfile")
+        if not (comp.directory / dockerfile).is_file():
+            raise ConfigError(f"{comp.file}: [build] dockerfile '{dockerfile}' not found in {comp.directory}")
+        return comp.directory, dockerfile
+
+    def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+        context, dockerfile = self._context(comp, image, arch, ctx)
+        doc: dict[str, Any] = {
+            "context": tree_digest(context),
+            "dockerfile": dockerfile,
+            "args": self._args(comp, image, arch),
+            "engine": ctx.engine.server_version(),
+        }
+        if comp.build.get("debian-archive", True):
+            doc["archive"] = archive_inputs(arch, ctx)
+        return doc
+
+    def build(
+        self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
+    ) -> BuildOutput:
+        what = f"{image.name}/{arch.name}"
+        context, dockerfile = self._context(comp, image, arch, ctx)
+        work = ctx.workdir(comp, arch, image)
+        args = {"BASEIMAGE": base.ref if base else "scratch", **self._args(comp, image, arch)}
+        image_id = ctx.engine.build(
+            context, dockerfile=dockerfile, buildargs=args, arch=arch, log_path=work / "build.log", what=what
+        )
+        config, layers, packages = export_layers(ctx, image_id, base, work, what)
+        labels = {}
+        if packages.strip():
+            labels["org.kubemips.debian.packages"] = ", ".join(packages.split())
+        return BuildOutput(layers, [], labels=labels, config=config)
+
+
+class DebianPackagesBuilder(DockerfileBuilder):
+    """``kind = "debian-packages"``: Debian packages for the target arch on a Debian base.
+
+    The Dockerfile is generated: ``apt-get install`` under QEMU (maintainer scripts run for
+    real), the installed versions recorded in ``/usr/share/kubemips/packages.txt`` and in
+    the image label ``org.kubemips.debian.packages``.  With ``bundle = "/path"`` the .deb
+    files are kept there with a SHA256SUMS file, for provisioning nodes without a registry.
+    """
+
+    kind: ClassVar[str] = "debian-packages"
+    options: ClassVar[Mapping[str, type]] = {"packages": list, "run": list, "bundle": str}
+    required = ("packages",)
+
+    def _dockerfile(self, comp: Component, arch: Arch) -> str:
+        where = str(comp.file)
+        packages = [fill(p, comp, arch) for p in str_list(where, "packages", comp.build["packages"])]
+        quoted = " ".join(shlex.quote(p) for p in packages)
+        names = " ".join(shlex.quote(p.split("=")[0].split("/")[0]) for p in packages)
+        steps = ["set -eu", "apt-get update -q"]
+        steps.append(f"apt-get install -y -q --no-install-recommends {quoted}")
+        steps.append("mkdir -p /usr/share/kubemips")
+        steps.append(f"dpkg-query -W -f='${{Package}}=${{Version}}\\n' {names} > /{PACKAGES_FILE}")
+        bundle = comp.build.get("bundle", "")
+        if bundle:
+            b = shlex.quote(bundle)
+            steps.append(f"mkdir -p {b} && cp /var/cache/apt/archives/*.deb {b}/")
+            steps.append(f"cd {b} && sha256sum *.deb > SHA256SUMS && cd /")
+        steps.append("apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin")
+        lines = ["ARG BASEIMAGE", "FROM ${BASEIMAGE}", "RUN " + " && \\\n    ".join(steps)]
+        for extra in str_list(where, "run", comp.build.get("run", [])):
+            lines.append("RUN " + fill(extra, comp, arch))
+        return "\n".join(lines) + "\n"
+
+    def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
+        if image.base == "scratch":
+            raise ConfigError(f"{comp.file}: debian-packages needs a Debian base image (e.g. base = \"debian-base\")")
+        work = ctx.workdir(comp, arch, image) / "context"
+        if work.exists():
+            shutil.rmtree(work)
+        files = comp.directory / "files"
+        if files.is_dir():
+            shutil.copytree(files, work / "files")
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "Dockerfile").write_text(self._dockerfile(comp, arch))
+        return work, "Dockerfile"

@@ -1,0 +1,232 @@
+"""Go programs cross-compiled on the host: ``CGO_ENABLED=0 GOARCH=<oci> go build``.
+
+Never compiled under QEMU.  Each binary is built once per component and arch, then the
+component's images pick their files from the results (``files = { "/path" = "binary" }``).
+Version ldflags are written as upstream's Makefiles set them, with placeholders filled
+from the component: ``{version}`` ``{major}`` ``{minor}`` ``{commit}`` ``{date}``.
+Binaries and extra files can be limited to a version range (hyperkube is one binary up
+to v1.16 and a wrapper over the server binaries from v1.17).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .. import cmd, sources, versions
+from ..arch import Arch
+from ..components import Component, ImageDef
+from ..errors import BuildError, ConfigError
+from ..oci import FileEntry, FilesLayer, canonical_json, iso_time
+from ..schema import check_table, str_list
+from . import BaseImage, BuildContext, Builder, BuildOutput
+from .dockerfile import tree_digest
+
+_BINARY = {"name": str, "package": str, "source": str, "versions": str, "ldflags": list}
+_EXTRA = {"name": str, "file": str, "versions": str}
+
+
+class GoBuilder(Builder):
+    kind: ClassVar[str] = "go"
+    options: ClassVar[Mapping[str, type]] = {
+        "binaries": list,
+        "ldflags": list,
+        "tags": list,
+        "import-path": str,
+        "extra-files": list,
+    }
+    required = ("binaries",)
+
+    def __init__(self) -> None:
+        self._done: dict[str, Path] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # -- declaration ------------------------------------------------------------------------
+    def check(self, comp: Component) -> dict[str, Any]:
+        opts = super().check(comp)
+        for i, entry in enumerate(opts["binaries"]):
+            where = f"{comp.file}: [build] binaries[{i}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{where}: must be a table {{ name = ..., package = ... }}")
+            b = check_table(where, entry, _BINARY, required=("name", "package"))
+            if b.get("source", "main") not in comp.sources and comp.sources:
+                raise ConfigError(f"{where}: source '{b['source']}' is not one of {', '.join(comp.sources)}")
+            if b.get("versions"):
+                versions.check_range(b["versions"], where=where)
+        for i, entry in enumerate(opts.get("extra-files", [])):
+            where = f"{comp.file}: [build] extra-files[{i}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{where}: must be a table {{ name = ..., file = ... }}")
+            e = check_table(where, entry, _EXTRA, required=("name", "file"))
+            if not (comp.directory / e["file"]).is_file():
+                raise ConfigError(f"{where}: file {comp.directory / e['file']} not found")
+        for image in comp.images:
+            if not image.files:
+                raise ConfigError(f"{comp.file}: image '{image.name}' needs files = {{ \"/path\" = \"binary\" }}")
+        return opts
+
+    def _binaries(self, comp: Component) -> list[dict[str, Any]]:
+        wanted = []
+        for entry in comp.build["binaries"]:
+            if entry.get("versions") and not versions.in_range(comp.version, entry["versions"]):
+                continue
+            wanted.append({"source": "main", **entry})
+        return wanted
+
+    def _extras(self, comp: Component) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in comp.build.get("extra-files", [])
+            if not e.get("versions") or versions.in_range(comp.version, e["versions"])
+        ]
+
+    def _source_names(self, comp: Component) -> list[str]:
+        return sorted({b["source"] for b in self._binaries(comp)})
+
+    def _local(self, comp: Component, name: str, ctx: BuildContext) -> Path | None:
+        return (ctx.sources.get(comp.name) or {}).get(name)
+
+    def _source_id(self, comp: Component, name: str, ctx: BuildContext) -> str:
+        local = self._local(comp, name, ctx)
+        if local is not None:
+            return "local-" + hashlib.sha256(canonical_json(tree_digest(local))).hexdigest()[:16]
+        source = comp.sources.get(name)
+        if source is None:
+            raise ConfigError(
+                f"{comp.file}: no pinned source '{name}' for {comp.name} {comp.version}; "
+                f"give a local tree with --source {name + '=' if len(self._source_names(comp)) > 1 else ''}DIR"
+            )
+        return source.pin
+
+    def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+        cmd.which("go", hint="apt-get install golang-go (scripts/setup-host.sh)")
+        srcs = {}
+        for name in self._source_names(comp):
+            source = comp.sources.get(name)
+            patches = [p for p in (source.patches if source else ()) if p.applies(arch, comp.version)]
+            srcs[name] = {
+                "id": self._source_id(comp, name, ctx),
+                "patches": {p.file.name: hashlib.sha256(p.file.read_bytes()).hexdigest() for p in patches},
+            }
+        extras = {e["name"]: hashlib.sha256((comp.directory / e["file"]).read_bytes()).hexdigest() for e in self._extras(comp)}
+        return {
+            "go": cmd.output(["go", "version"]),
+            "sources": srcs,
+            "binaries": self._binaries(comp),
+            "extras": extras,
+            "files": dict(image.files),
+        }
+
+    # -- build ------------------------------------------------------------------------------
+    def _placeholders(self, comp: Component, commit: str, epoch: int) -> dict[str, str]:
+        m = re.match(r"v?(\d+)\.(\d+)", comp.version)
+        return {
+            "version": comp.version,
+            "major": m.group(1) if m else "",
+            "minor": m.group(2) if m else "",
+            "commit": commit,
+            "date": iso_time(epoch),
+        }
+
+    def _compile(self, comp: Component, arch: Arch, ctx: BuildContext) -> Path:
+        """Build every binary of ``comp`` for ``arch`` once; returns the artifacts dir."""
+        ids = ",".join(self._source_id(comp, n, ctx) for n in self._source_names(comp))
+        key = f"{comp.name}/{comp.version}/{arch.name}/{ids}"
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key in self._done:
+                return self._done[key]
+            work = ctx.workdir(comp, arch)
+            out = work / "artifacts"
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True)
+            cache = ctx.settings.cache_dir
+            env_base = {
+                "GOOS": "linux",
+                "GOARCH": arch.oci,
+                "CGO_ENABLED": "0",
+                "GOCACHE": str(cache / "go" / "build"),
+                "GOMODCACHE": str(cache / "go" / "mod"),
+                "GOPROXY": "off",
+                "GOTOOLCHAIN": "local",
+                "GOFLAGS": "",
+            }
+            trees: dict[str, Path] = {}
+            for name in self._source_names(comp):
+                local = self._local(comp, name, ctx)
+                tree = sources.prepare(comp, comp.sources.get(name), local, arch, work / f"source-{name}", cache)
+                trees[name] = tree
+            vcs_flag = "-buildvcs" in cmd.output(["go", "help", "build"])
+            for binary in self._binaries(comp):
+                tree = trees[binary["source"]]
+                commit = self._source_id(comp, binary["source"], ctx)[:12]
+                values = self._placeholders(comp, commit, ctx.settings.source_date_epoch)
+                flags = [*comp.build.get("ldflags", []), *binary.get("ldflags", [])]
+                ldflags = " ".join(["-s", "-w", "-buildid=", *(_fill(f, values) for f in flags)])
+                env = dict(env_base)
+                build_dir = tree
+                import_path = comp.build.get("import-path", "")
+                if not (tree / "go.mod").exists() and import_path:
+                    # A pre-modules tree: lay it out in a GOPATH of its own.
+                    gopath = work / "gopath"
+                    link = gopath / "src" / import_path
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    if link.is_symlink() or link.exists():
+                        link.unlink()
+                    link.symlink_to(tree)
+                    env.update({"GOPATH": str(gopath), "GO111MODULE": "off"})
+                    build_dir = link
+                elif (tree / "vendor" / "modules.txt").exists():
+                    env["GOFLAGS"] = "-mod=vendor"
+                argv = ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(out / binary["name"])]
+                tags = str_list(str(comp.file), "tags", comp.build.get("tags", []))
+                if tags:
+                    argv += ["-tags", ",".join(tags)]
+                if vcs_flag:
+                    argv.insert(2, "-buildvcs=false")
+                argv.append(binary["package"])
+                cmd.run(
+                    argv,
+                    cwd=build_dir,
+                    env=env,
+                    what=f"go build {binary['name']} ({comp.name} {comp.version} {arch}) in {tree}",
+                )
+            for extra in self._extras(comp):
+                target = out / extra["name"]
+                shutil.copyfile(comp.directory / extra["file"], target)
+                os.chmod(target, 0o755)
+            self._done[key] = out
+            return out
+
+    def build(
+        self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
+    ) -> BuildOutput:
+        artifacts = self._compile(comp, arch, ctx)
+        entries = []
+        for path, wanted in sorted(image.files.items()):
+            artifact = wanted.removesuffix("?")
+            source = artifacts / artifact
+            if not source.is_file() and wanted.endswith("?"):
+                continue  # optional: not built at this version
+            if not source.is_file():
+                available = ", ".join(sorted(p.name for p in artifacts.iterdir()))
+                raise BuildError(
+                    f"{comp.file}: image '{image.name}' wants '{artifact}', which {comp.name} {comp.version} "
+                    f"does not build (built: {available})"
+                )
+            entries.append(FileEntry(path, source.read_bytes(), 0o755))
+        layer = ctx.store.write_layer(FilesLayer(entries, ctx.settings.source_date_epoch))
+        return BuildOutput([layer], [f"go build (GOARCH={arch.oci}) -> {', '.join(sorted(image.files))}"])
+
+
+def _fill(text: str, values: Mapping[str, str]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
