@@ -77,6 +77,22 @@ def verify(c: Context, what: str = "", arch: str = "", registry: str = "") -> No
         app.verify(app.settings(arch=arch, registry=registry), what)
 
 
+@task(
+    help={
+        "what": "debian-packages components that keep a bundle (e.g. docker-ce)",
+        "arch": _COMMON_HELP["arch"],
+        "registry": _COMMON_HELP["registry"],
+        "out": "directory to write NAME-TAG-linux-ARCH/ folders into",
+    }
+)
+def bundle(c: Context, what: str = "docker-ce", arch: str = "", registry: str = "", out: str = "bundles") -> None:
+    """Export per-arch .deb bundles (node provisioning) from built images, checksums verified."""
+    from pathlib import Path
+
+    with app.edge():
+        app.bundle(app.settings(arch=arch, registry=registry), what, Path(out))
+
+
 @task(name="registry-start")
 def registry_start(c: Context) -> None:
     """Start the embedded registry (127.0.0.1:5000 unless configured otherwise)."""
@@ -140,7 +156,7 @@ def _component_task(comp: components.Component) -> Task[Any]:
     return Task(body, name=f"build-{comp.name}", help=dict(_COMMON_HELP))
 
 
-ns = Collection(build, verify, registry_start, registry_stop, registry_status, show_config, images)
+ns = Collection(build, bundle, verify, registry_start, registry_stop, registry_status, show_config, images)
 try:
     for _comp in components.load_catalog(config.find_root()).components.values():
         ns.add_task(_component_task(_comp))

@@ -182,3 +182,49 @@ def list_images(s: Settings) -> None:
     cat = catalog(s)
     rows = [[name, comp.tag, comp.name, comp.kind, image.base] for name, (comp, image) in sorted(cat.images.items())]
     log.print_block(log.table(["image", "tag", "component", "kind", "base"], rows))
+
+
+def bundle(s: Settings, what: str, out: Path) -> list[Path]:
+    """Export the .deb bundle a debian-packages component keeps, per arch, checksums verified.
+
+    Read straight from the registry's layers: no daemon, no emulation.
+    """
+    import hashlib
+    import io
+    import tarfile
+
+    cat = catalog(s)
+    reg = open_registry(s, start=False)
+    written: list[Path] = []
+    for name in cat.resolve(what, ()):
+        comp, image = cat.image(name)
+        inside = str(comp.build.get("bundle", "")).strip("/")
+        if comp.kind != "debian-packages" or not inside:
+            raise ConfigError(f'{comp.file}: {name} keeps no bundle (needs [build] bundle = "/path")')
+        for arch in s.arches:
+            tag = f"{comp.tag}-{arch.tag_suffix}"
+            manifest = reg.get_manifest(name, tag)
+            if manifest is None or manifest.is_list:
+                raise KubemipsError(f"{reg.ref(name, tag)} is not in the registry: build it first")
+            dest = out / f"{name}-{tag}"
+            dest.mkdir(parents=True, exist_ok=True)
+            found = 0
+            for layer in manifest.doc["layers"]:
+                with tarfile.open(fileobj=io.BytesIO(reg.get_blob(name, layer["digest"])), mode="r:gz") as tar:
+                    for member in tar:
+                        path = member.name.removeprefix("./")
+                        if member.isreg() and path.startswith(inside + "/") and "/" not in path[len(inside) + 1 :]:
+                            data = tar.extractfile(member)
+                            if data is not None:
+                                (dest / Path(path).name).write_bytes(data.read())
+                                found += 1
+            sums = dest / "SHA256SUMS"
+            if not found or not sums.exists():
+                raise KubemipsError(f"{reg.ref(name, tag)}: no bundle found at /{inside}")
+            for line in sums.read_text().splitlines():
+                digest, _, filename = line.partition("  ")
+                if hashlib.sha256((dest / filename).read_bytes()).hexdigest() != digest:
+                    raise KubemipsError(f"{dest / filename}: checksum does not match SHA256SUMS")
+            log.info(f"{reg.ref(name, tag)}: {found - 1} packages in {dest}, checksums verified")
+            written.append(dest)
+    return written

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .arch import Arch
 from . import log
+from .arch import Arch
 from .errors import BuildError, PrerequisiteError, SmokeError
 
 

@@ -56,7 +56,10 @@ def _fetch_git(source: Source, dest: Path, *, what: str) -> None:
     ref = source.ref or source.commit
     log.info(f"[{what}] fetching {source.url} {ref}")
     cmd.run(["git", "init", "-q", str(dest)], what=f"{what}: git init")
-    cmd.run(["git", "-C", str(dest), "fetch", "-q", "--depth", "1", source.url, ref], what=f"{what}: git fetch {source.url} {ref}")
+    cmd.run(
+        ["git", "-C", str(dest), "fetch", "-q", "--depth", "1", source.url, ref],
+        what=f"{what}: git fetch {source.url} {ref}",
+    )
     got = cmd.output(["git", "-C", str(dest), "rev-parse", "FETCH_HEAD^{commit}"])
     if got != source.commit:
         raise BuildError(f"{what}: {source.url} {ref} is commit {got}, but the component pins {source.commit}")
@@ -101,9 +104,7 @@ def _fetch_tarball(source: Source, dest: Path, cache: Path, *, what: str) -> Non
     archive.unlink(missing_ok=True)
 
 
-def prepare(
-    comp: Component, source: Source | None, local: Path | None, arch: Arch, work: Path, cache: Path
-) -> Path:
+def prepare(comp: Component, source: Source | None, local: Path | None, arch: Arch, work: Path, cache: Path) -> Path:
     """A private copy of the source for this arch, with its patches applied."""
     what = f"{comp.name} {comp.version} {arch}"
     pristine = local if local is not None else fetch(_required(source, comp), cache, what=what)

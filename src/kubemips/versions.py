@@ -42,7 +42,7 @@ def validate(version: str, scheme: str, *, where: str) -> str:
     return version
 
 
-_CLAUSE = re.compile(r"^(>=|<=|==|!=|>|<)\s*v?(\d+\.\d+\.\d+\S*)$")
+_CLAUSE = re.compile(r"^(>=|<=|==|!=|>|<)\s*v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)$")
 
 
 def check_range(text: str, *, where: str) -> None:

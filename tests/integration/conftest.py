@@ -93,11 +93,17 @@ class Cli:
 
     def build(self, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO, check: bool = True) -> Built:
         """`invoke build ARGS --report FILE`, returning the parsed report."""
+        return self.invoke_build_task("build", *args, env=env, cwd=cwd, check=check)
+
+    def invoke_build_task(
+        self, task: str, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO, check: bool = True
+    ) -> Built:
+        """`invoke TASK ARGS --report FILE` for a build task, returning the parsed report."""
         fd, name = tempfile.mkstemp(suffix=".json")
         os.close(fd)
         report = Path(name)
         report.unlink()
-        proc = self.invoke("build", *args, "--report", str(report), env=env, cwd=cwd, check=check)
+        proc = self.invoke(task, *args, "--report", str(report), env=env, cwd=cwd, check=check)
         data = json.loads(report.read_text()) if report.exists() else {}
         report.unlink(missing_ok=True)
         return Built(proc, data, self.last_elapsed)

@@ -21,11 +21,12 @@ def platforms(raw_list: str) -> dict[str, str]:
 
 
 def test_pause_list_holds_both_arches(built_pause: Built, cli: Cli) -> None:
+    # Another test module may have built it first in this session: then it is cached.
     for arch in ("amd64", "mips64el"):
         image = built_pause.image("pause", arch)
-        assert (image["status"], image["smoke"]) == ("built", "pass")
-    assert built_pause.list("pause")["status"] == "published"
-    assert "pause" in built_pause.proc.stdout and "published" in built_pause.proc.stdout  # the summary table
+        assert (image["status"], image["smoke"]) in (("built", "pass"), ("cached", "cached"))
+    assert built_pause.list("pause")["status"] in ("published", "unchanged")
+    assert "manifest list" in built_pause.proc.stdout and f"{cli.registry}/pause:3.1" in built_pause.proc.stdout
     ref = f"{cli.registry}/pause:3.1"
     children = platforms(skopeo_raw(ref))
     assert children == {
@@ -86,7 +87,7 @@ def test_pause_reaps_orphans(built_pause: Built, built_base: Built, cli: Cli) ->
 def test_debian_base_both_arches(built_base: Built, cli: Cli) -> None:
     for arch in ("amd64", "mips64el"):
         image = built_base.image("debian-base", arch)
-        assert (image["status"], image["smoke"]) == ("built", "pass")
+        assert (image["status"], image["smoke"]) in (("built", "pass"), ("cached", "cached"))
         assert 10 * 2**20 < image["size"] < 80 * 2**20
     assert set(platforms(skopeo_raw(f"{cli.registry}/debian-base:1.0.0"))) == {"amd64", "mips64le"}
     out = docker(

@@ -84,7 +84,9 @@ def export_layers(
             config = json.load(_member(tar, entry["Config"], what))
             diff_ids = config["rootfs"]["diff_ids"]
             if diff_ids[: len(base_ids)] != base_ids:
-                raise BuildError(f"[{what}] built image does not start with the layers of its base {base.ref if base else ''}")
+                raise BuildError(
+                    f"[{what}] built image does not start with the layers of its base {base.ref if base else ''}"
+                )
             for layer_path, diff_id in list(zip(entry["Layers"], diff_ids, strict=True))[len(base_ids) :]:
                 layer = ctx.store.gzip_stream(_member(tar, layer_path, what))
                 if layer.diff_id != diff_id:
@@ -195,7 +197,7 @@ class DebianPackagesBuilder(DockerfileBuilder):
 
     def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
         if image.base == "scratch":
-            raise ConfigError(f"{comp.file}: debian-packages needs a Debian base image (e.g. base = \"debian-base\")")
+            raise ConfigError(f'{comp.file}: debian-packages needs a Debian base image (e.g. base = "debian-base")')
         work = ctx.workdir(comp, arch, image) / "context"
         if work.exists():
             shutil.rmtree(work)

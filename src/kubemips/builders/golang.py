@@ -69,7 +69,7 @@ class GoBuilder(Builder):
                 raise ConfigError(f"{where}: file {comp.directory / e['file']} not found")
         for image in comp.images:
             if not image.files:
-                raise ConfigError(f"{comp.file}: image '{image.name}' needs files = {{ \"/path\" = \"binary\" }}")
+                raise ConfigError(f'{comp.file}: image \'{image.name}\' needs files = {{ "/path" = "binary" }}')
         return opts
 
     def _binaries(self, comp: Component) -> list[dict[str, Any]]:
@@ -115,7 +115,9 @@ class GoBuilder(Builder):
                 "id": self._source_id(comp, name, ctx),
                 "patches": {p.file.name: hashlib.sha256(p.file.read_bytes()).hexdigest() for p in patches},
             }
-        extras = {e["name"]: hashlib.sha256((comp.directory / e["file"]).read_bytes()).hexdigest() for e in self._extras(comp)}
+        extras = {
+            e["name"]: hashlib.sha256((comp.directory / e["file"]).read_bytes()).hexdigest() for e in self._extras(comp)
+        }
         return {
             "go": cmd.output(["go", "version"]),
             "sources": srcs,

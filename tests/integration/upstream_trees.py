@@ -1,0 +1,303 @@
+"""Small source trees laid out like the upstream ones the Go components build.
+
+Upstream sources cannot be downloaded here, so tests create trees with the same module
+paths, main packages and version variables that the components' ldflags stamp, and
+build them through ``--source``: the code path a user with network runs on the pinned
+upstream source.  Each program prints its version the way upstream's does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.lstrip("\n"))
+    return root
+
+
+_K8S_VERSION = """
+package version
+
+// Set through -ldflags -X by the build, as hack/lib/version.sh does.
+var (
+	gitMajor     string
+	gitMinor     string
+	gitVersion   = "v0.0.0-master+$Format:%h$"
+	gitCommit    = "$Format:%H$"
+	gitTreeState string
+	buildDate    = "1970-01-01T00:00:00Z"
+)
+
+// Get returns the version the binary was stamped with.
+func Get() string { return gitVersion }
+"""
+
+_K8S_MAIN = """
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"k8s.io/kubernetes/pkg/version"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "--version" {
+		fmt.Println("Kubernetes " + version.Get())
+		return
+	}
+	fmt.Fprintln(os.Stderr, "only --version is implemented in this test tree")
+	os.Exit(1)
+}
+"""
+
+_HYPERKUBE = """
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"k8s.io/kubernetes/pkg/version"
+)
+
+var commands = map[string]bool{"kube-apiserver": true, "kube-controller-manager": true,
+	"kube-scheduler": true, "kube-proxy": true, "kubelet": true, "kubectl": true}
+
+// As upstream's hyperkube: the command is the name it was called as, or the first argument.
+func main() {
+	args := os.Args[1:]
+	name := filepath.Base(os.Args[0])
+	if name == "hyperkube" && len(args) > 0 {
+		name, args = args[0], args[1:]
+	}
+	if !commands[name] {
+		fmt.Fprintln(os.Stderr, "usage: hyperkube COMMAND")
+		os.Exit(1)
+	}
+	if len(args) > 0 && args[0] == "--version" {
+		fmt.Println("Kubernetes " + version.Get())
+		return
+	}
+	fmt.Println(name, "would start here")
+}
+"""
+
+# uint64 on amd64, uint32 on mips64le: the portability bug class of vendored cadvisor.
+_STAT_DEV = """
+package fsutil
+
+import "syscall"
+
+// DeviceOf returns the device number of a file.
+func DeviceOf(st *syscall.Stat_t) uint64 { return st.Dev }
+"""
+
+STAT_DEV_PATCH = """--- a/pkg/fsutil/dev.go
++++ b/pkg/fsutil/dev.go
+@@ -3,4 +3,4 @@
+ import "syscall"
+ 
+ // DeviceOf returns the device number of a file.
+-func DeviceOf(st *syscall.Stat_t) uint64 { return st.Dev }
++func DeviceOf(st *syscall.Stat_t) uint64 { return uint64(st.Dev) }
+"""
+
+
+def kubernetes(root: Path, *, split: bool = False, stat_bug: bool = False) -> Path:
+    """k8s.io/kubernetes: cmd/hyperkube (<= v1.16) or one cmd/<server> each (>= v1.17)."""
+    files = {"go.mod": "module k8s.io/kubernetes\n\ngo 1.12\n", "pkg/version/base.go": _K8S_VERSION}
+    if split:
+        for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet", "kubectl"):
+            files[f"cmd/{name}/main.go"] = _K8S_MAIN
+    else:
+        files["cmd/hyperkube/main.go"] = _HYPERKUBE
+    if stat_bug:
+        files["pkg/fsutil/dev.go"] = _STAT_DEV
+        files["cmd/hyperkube/main.go"] = _HYPERKUBE.replace(
+            '"k8s.io/kubernetes/pkg/version"', '"k8s.io/kubernetes/pkg/fsutil"\n\t"k8s.io/kubernetes/pkg/version"'
+        ).replace("func main() {", "var _ = fsutil.DeviceOf\n\nfunc main() {")
+    return _write(root, files)
+
+
+def coredns(root: Path) -> Path:
+    return _write(
+        root,
+        {
+            "go.mod": "module github.com/coredns/coredns\n\ngo 1.12\n",
+            "coremain/version.go": """
+package coremain
+
+// Various CoreDNS constants.
+const (
+	CoreName    = "CoreDNS"
+	CoreVersion = "1.6.2"
+)
+
+// GitCommit is set by the build.
+var GitCommit string
+""",
+            "coredns.go": """
+package main
+
+import (
+	"flag"
+	"fmt"
+	"runtime"
+
+	"github.com/coredns/coredns/coremain"
+)
+
+func main() {
+	version := flag.Bool("version", false, "Show version")
+	flag.Parse()
+	if *version {
+		fmt.Printf("%s-%s\\n%s/%s, %s, %s\\n", coremain.CoreName, coremain.CoreVersion,
+			runtime.GOOS, runtime.GOARCH, runtime.Version(), coremain.GitCommit)
+		return
+	}
+	fmt.Println("serving would start here")
+}
+""",
+        },
+    )
+
+
+def metrics_server(root: Path) -> Path:
+    """A pre-modules tree: no go.mod, imports under its GOPATH import path."""
+    return _write(
+        root,
+        {
+            "pkg/version/version.go": """
+package version
+
+var (
+	gitVersion   = "v0.0.0-master"
+	gitCommit    string
+	gitTreeState string
+	buildDate    string
+)
+
+// Get returns the stamped version.
+func Get() string { return gitVersion }
+""",
+            "cmd/metrics-server/metrics-server.go": """
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/kubernetes-incubator/metrics-server/pkg/version"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "--help" {
+		fmt.Println("Launch metrics-server " + version.Get())
+		return
+	}
+	fmt.Println("serving would start here")
+}
+""",
+        },
+    )
+
+
+def _version_main(flag: str, module_var: str = "VERSION") -> str:
+    return f"""
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// {module_var} is set by the build.
+var {module_var} string
+
+func main() {{
+	if len(os.Args) > 1 && os.Args[1] == "{flag}" {{
+		fmt.Println({module_var})
+		return
+	}}
+	fmt.Println("running")
+}}
+"""
+
+
+def calico(root: Path) -> dict[str, Path]:
+    """The four calico repositories, one tree each."""
+    node = _write(
+        root / "node",
+        {
+            "go.mod": "module github.com/projectcalico/node\n\ngo 1.12\n",
+            "pkg/startup/startup.go": "package startup\n\n// VERSION is set by the build.\nvar VERSION string\n",
+            "buildinfo/buildinfo.go": "package buildinfo\n\n// Set by the build.\nvar (\n\tGitVersion  string\n\tGitRevision string\n\tBuildDate   string\n)\n",
+            "cmd/calico-node/main.go": """
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/projectcalico/node/pkg/startup"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-v" {
+		fmt.Println(startup.VERSION)
+		return
+	}
+	fmt.Println("running")
+}
+""",
+        },
+    )
+    cni = _write(
+        root / "cni",
+        {
+            "go.mod": "module github.com/projectcalico/cni-plugin\n\ngo 1.12\n",
+            "cmd/calico/main.go": _version_main("-v"),
+            "cmd/calico-ipam/main.go": _version_main("-v"),
+        },
+    )
+    controllers = _write(
+        root / "kube-controllers",
+        {
+            "go.mod": "module github.com/projectcalico/kube-controllers\n\ngo 1.12\n",
+            "cmd/kube-controllers/main.go": _version_main("-version"),
+        },
+    )
+    ctl = _write(
+        root / "calicoctl",
+        {
+            "go.mod": "module github.com/projectcalico/calicoctl\n\ngo 1.12\n",
+            "calicoctl/commands/version.go": "package commands\n\n// Set by the build.\nvar (\n\tVERSION      string\n\tGIT_REVISION string\n\tBUILD_DATE   string\n)\n",
+            "calicoctl/calicoctl.go": """
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/projectcalico/calicoctl/calicoctl/commands"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		fmt.Printf("Client Version:    %s\\nGit commit:        %s\\n", commands.VERSION, commands.GIT_REVISION)
+		return
+	}
+	fmt.Println("usage: calicoctl version")
+	os.Exit(1)
+}
+""",
+        },
+    )
+    return {"node": node, "cni": cni, "kube-controllers": controllers, "calicoctl": ctl}
