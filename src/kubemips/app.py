@@ -197,7 +197,7 @@ def bundle(s: Settings, what: str, out: Path) -> list[Path]:
     reg = open_registry(s, start=False)
     written: list[Path] = []
     for name in cat.resolve(what, ()):
-        comp, image = cat.image(name)
+        comp, _ = cat.image(name)
         inside = str(comp.build.get("bundle", "")).strip("/")
         if comp.kind != "debian-packages" or not inside:
             raise ConfigError(f'{comp.file}: {name} keeps no bundle (needs [build] bundle = "/path")')
