@@ -150,7 +150,7 @@ class Engine:
                                 log.info(f"[{what}] {line}")
                     if "error" in chunk:
                         logf.write(chunk["error"] + "\n")
-                        tail = "\n".join((lines + [chunk["error"]])[-30:])
+                        tail = "\n".join([*lines, chunk["error"]][-30:])
                         raise BuildError(f"[{what}] Dockerfile build failed (log: {log_path}):\n{tail}")
                     aux = chunk.get("aux") or {}
                     if "ID" in aux:
