@@ -4,6 +4,23 @@
 # nothing and takes seconds.  Mirrors come from this host's apt sources; none is named here.
 set -euo pipefail
 
+usage() {
+  cat <<'USAGE'
+usage: scripts/setup-host.sh [--python-only]
+
+  (no option)     packages, QEMU binfmt, Docker daemon and the project's .venv
+  --python-only   only the project's .venv (planning and merging need no daemon)
+USAGE
+}
+python_only=false
+for arg in "$@"; do
+  case "$arg" in
+    --python-only) python_only=true ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf '[setup-host] %s\n' "$*"; }
 die() { printf '[setup-host] error: %s\n' "$*" >&2; exit 1; }
@@ -25,6 +42,9 @@ packages=(
   python3 python3-venv
   git ca-certificates
 )
+if $python_only; then
+  packages=(python3 python3-venv git ca-certificates)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,30 +57,34 @@ else
   log "packages: all present"
 fi
 
-# --- QEMU binfmt ---------------------------------------------------------------------------
-if ! mountpoint -q /proc/sys/fs/binfmt_misc; then
-  log "mounting binfmt_misc"
-  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-fi
-# Enable every qemu-user-static entry (the project's arch table decides which it uses).
-update-binfmts --enable >/dev/null 2>&1 || true
-enabled=$(grep -l '^enabled' /proc/sys/fs/binfmt_misc/qemu-* 2>/dev/null | wc -l)
-[ "$enabled" -gt 0 ] || die "no QEMU binfmt entry could be enabled"
-log "binfmt: $enabled QEMU entries enabled"
+# QEMU binfmt and the Docker daemon: what building and smoke-checking need.
+setup_engine() {
+  # --- QEMU binfmt ---------------------------------------------------------------------------
+  if ! mountpoint -q /proc/sys/fs/binfmt_misc; then
+    log "mounting binfmt_misc"
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  fi
+  # Enable every qemu-user-static entry (the project's arch table decides which it uses).
+  update-binfmts --enable >/dev/null 2>&1 || true
+  enabled=$(grep -l '^enabled' /proc/sys/fs/binfmt_misc/qemu-* 2>/dev/null | wc -l)
+  [ "$enabled" -gt 0 ] || die "no QEMU binfmt entry could be enabled"
+  log "binfmt: $enabled QEMU entries enabled"
 
-# --- Docker daemon -------------------------------------------------------------------------
-docker_cli=/usr/bin/docker
-if ! "$docker_cli" info >/dev/null 2>&1; then
-  log "starting dockerd (--iptables=false --bridge=none; host networking only)"
-  mkdir -p /var/log
-  nohup dockerd --iptables=false --bridge=none >/var/log/kubemips-dockerd.log 2>&1 &
-  for _ in $(seq 1 60); do
-    "$docker_cli" info >/dev/null 2>&1 && break
-    sleep 0.5
-  done
-  "$docker_cli" info >/dev/null 2>&1 || die "dockerd did not start; see /var/log/kubemips-dockerd.log"
-fi
-log "docker: engine $("$docker_cli" version --format '{{.Server.Version}}') answering"
+  # --- Docker daemon -------------------------------------------------------------------------
+  docker_cli=/usr/bin/docker
+  if ! "$docker_cli" info >/dev/null 2>&1; then
+    log "starting dockerd (--iptables=false --bridge=none; host networking only)"
+    mkdir -p /var/log
+    nohup dockerd --iptables=false --bridge=none >/var/log/kubemips-dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do
+      "$docker_cli" info >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    "$docker_cli" info >/dev/null 2>&1 || die "dockerd did not start; see /var/log/kubemips-dockerd.log"
+  fi
+  log "docker: engine $("$docker_cli" version --format '{{.Server.Version}}') answering"
+}
+$python_only || setup_engine
 
 # --- Python environment --------------------------------------------------------------------
 venv="$here/.venv"

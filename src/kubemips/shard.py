@@ -1,0 +1,181 @@
+"""Sharded builds and the merge that turns their digests into manifest lists.
+
+When one machine is not enough, each (image, arch) builds on its own runner and pushes
+by digest only: no tag moves and no list is made.  It leaves a small JSON record per
+image in a directory that CI passes between jobs as an artifact.  ``merge`` then checks
+every record against the registry, refuses to publish a list that lacks a configured
+arch (unless told it may), and only then tags the per-arch images and publishes the
+lists, verifying each.  Merging twice is harmless: the second finds everything in place.
+
+``matrix`` prints the GitHub Actions ``strategy.matrix`` for a request: one entry per
+image and arch, each with the stage of its image in the FROM graph so that a workflow
+builds bases before their children.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import log, oci
+from .arch import Arch, parse_arch
+from .components import Catalog
+from .config import Settings
+from .errors import ConfigError, KubemipsError, VerifyError
+from .registry import Registry
+from .verify import verify_image, verify_list
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Record:
+    """One per-arch image pushed by digest, waiting for its list."""
+
+    image: str
+    arch: str
+    platform: str
+    digest: str
+    size: int
+    tag: str
+    registry: str
+    version: int = RECORD_VERSION
+
+    @property
+    def filename(self) -> str:
+        return f"{self.image.replace('/', '_')}@{self.arch}.json"
+
+
+def write_record(directory: Path, record: Record) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / record.filename
+    path.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_records(directory: Path) -> list[Record]:
+    if not directory.is_dir():
+        raise ConfigError(f"digests directory {directory} does not exist")
+    records = []
+    for path in sorted(directory.rglob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+            record = Record(**data)
+            parse_arch(record.arch)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a digest record: {exc}") from None
+        if record.version != RECORD_VERSION:
+            raise ConfigError(f"{path}: record version {record.version}, expected {RECORD_VERSION}")
+        if not record.digest.startswith("sha256:"):
+            raise ConfigError(f"{path}: digest {record.digest!r} is not a sha256 digest")
+        records.append(record)
+    return records
+
+
+def stages(catalog: Catalog, names: list[str]) -> dict[str, int]:
+    """Depth of each image in the FROM graph: 0 for images on scratch."""
+    depth: dict[str, int] = {}
+
+    def visit(name: str) -> int:
+        if name not in depth:
+            _, image = catalog.image(name)
+            depth[name] = 0 if image.base == "scratch" else visit(image.base) + 1
+        return depth[name]
+
+    for name in names:
+        visit(name)
+    return depth
+
+
+def matrix(catalog: Catalog, names: list[str], arches: tuple[Arch, ...], *, stage: int | None = None) -> dict[str, Any]:
+    """``{"include": [...]}``: one entry per image and arch, bases in earlier stages."""
+    from .plan import closure
+
+    order = closure(names, catalog)
+    depth = stages(catalog, order)
+    include = [
+        {"what": name, "arch": arch.name, "platform": arch.platform, "stage": depth[name]}
+        for name in order
+        for arch in arches
+        if stage is None or depth[name] == stage
+    ]
+    include.sort(key=lambda e: (e["stage"], e["what"], e["arch"]))
+    return {"include": include}
+
+
+@dataclass
+class MergeResult:
+    image: str
+    tag: str
+    arches: list[str]
+    digest: str
+    status: str
+
+
+def merge(
+    settings: Settings, reg: Registry, catalog: Catalog, records: list[Record], *, allow_partial: bool = False
+) -> list[MergeResult]:
+    """Check every record, then tag per-arch images and publish verified lists."""
+    if not records:
+        raise KubemipsError("no digest records to merge")
+    by_image: dict[str, dict[Arch, Record]] = {}
+    for rec in records:
+        if rec.registry != settings.registry:
+            raise ConfigError(f"record for {rec.image}/{rec.arch} was pushed to {rec.registry}, not {settings.registry}")
+        if rec.image not in catalog.images:
+            raise ConfigError(f"record names image '{rec.image}', which this checkout does not define")
+        arch = parse_arch(rec.arch)
+        seen = by_image.setdefault(rec.image, {})
+        if arch in seen and seen[arch].digest != rec.digest:
+            raise KubemipsError(
+                f"two records for {rec.image} on {arch.platform} disagree: {seen[arch].digest} and {rec.digest}"
+            )
+        seen[arch] = rec
+
+    missing = [
+        f"{image} lacks {', '.join(a.platform for a in settings.arches if a not in got)}"
+        for image, got in sorted(by_image.items())
+        if any(a not in got for a in settings.arches)
+    ]
+    if missing and not allow_partial:
+        raise KubemipsError(
+            "refusing to publish lists without every configured arch (nothing was published): "
+            + "; ".join(missing)
+            + ". Build the missing entries, or pass --allow-partial."
+        )
+    for m in missing:
+        log.warn(f"publishing a partial list: {m}")
+
+    # Check everything before publishing anything.
+    raws: dict[tuple[str, Arch], bytes] = {}
+    for image, got in sorted(by_image.items()):
+        for arch, rec in got.items():
+            try:
+                verify_image(reg, image, rec.digest, arch)
+            except VerifyError as exc:
+                raise KubemipsError(f"record {rec.filename} does not check out (nothing was published): {exc}") from None
+            manifest = reg.get_manifest(image, rec.digest)
+            assert manifest is not None
+            raws[(image, arch)] = manifest.raw
+
+    results = []
+    for image, got in sorted(by_image.items()):
+        comp, _ = catalog.image(image)
+        tag = next(iter(got.values())).tag
+        for arch, rec in got.items():
+            reg.put_manifest(image, f"{tag}-{arch.tag_suffix}", raws[(image, arch)], oci.MANIFEST)
+        entries = [oci.ListEntry(arch, rec.digest, len(raws[(image, arch)])) for arch, rec in got.items()]
+        raw = oci.canonical_json(oci.manifest_list(entries))
+        digest = oci.sha256_digest(raw)
+        existing = reg.get_manifest(image, tag)
+        status = "unchanged" if existing is not None and existing.digest == digest else "published"
+        if status == "published":
+            reg.put_manifest(image, digest, raw, oci.MANIFEST_LIST)
+            reg.put_manifest(image, tag, raw, oci.MANIFEST_LIST)
+        verify_list(reg, image, tag, list(got), expected=digest)
+        arches = sorted(a.name for a in got)
+        log.info(f"{status} {reg.ref(image, tag)} [{', '.join(arches)}], verified")
+        results.append(MergeResult(image, tag, arches, digest, status))
+    return results

@@ -1,0 +1,51 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from kubemips import components, shard
+from kubemips.arch import parse_arches
+from kubemips.errors import ConfigError
+
+from .helpers import simple, write_component
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_matrix_stages_follow_the_from_graph() -> None:
+    catalog = components.load_catalog(REPO)
+    m = shard.matrix(catalog, ["hyperkube", "pause"], parse_arches("amd64,mips64el"))
+    entries = {(e["what"], e["arch"]): e for e in m["include"]}
+    assert set(entries) == {
+        (name, arch)
+        for name in ("debian-base", "hyperkube-base", "hyperkube", "pause")
+        for arch in ("amd64", "mips64el")
+    }
+    assert entries[("debian-base", "mips64el")]["stage"] == 0
+    assert entries[("pause", "amd64")]["stage"] == 0
+    assert entries[("hyperkube-base", "amd64")]["stage"] == 1
+    assert entries[("hyperkube", "mips64el")]["stage"] == 2
+    assert entries[("hyperkube", "mips64el")]["platform"] == "linux/mips64le"
+    assert [e["stage"] for e in m["include"]] == sorted(e["stage"] for e in m["include"])
+    only = shard.matrix(catalog, ["hyperkube"], parse_arches("mips64el"), stage=1)
+    assert [(e["what"], e["arch"]) for e in only["include"]] == [("hyperkube-base", "mips64el")]
+
+
+def test_records_roundtrip_and_reject_garbage(tmp_path: Path) -> None:
+    rec = shard.Record("volume/nfs", "mips64el", "linux/mips64le", "sha256:" + "a" * 64, 10, "1.0", "127.0.0.1:5000")
+    path = shard.write_record(tmp_path, rec)
+    assert path.name == "volume_nfs@mips64el.json"
+    assert shard.read_records(tmp_path) == [rec]
+    (tmp_path / "bad.json").write_text(json.dumps({"image": "x"}))
+    with pytest.raises(ConfigError, match="bad.json: not a digest record"):
+        shard.read_records(tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        shard.read_records(tmp_path / "nope")
+
+
+def test_stages_of_a_chain(tmp_path: Path) -> None:
+    write_component(tmp_path, "a", simple("a"))
+    write_component(tmp_path, "b", simple("b", base="a"))
+    write_component(tmp_path, "c", simple("c", base="b"))
+    catalog = components.load_catalog(tmp_path)
+    assert shard.stages(catalog, ["c"]) == {"a": 0, "b": 1, "c": 2}
