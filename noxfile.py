@@ -8,6 +8,7 @@ fresh virtualenv per session.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import nox
 
@@ -21,12 +22,14 @@ PY = sys.executable
 
 @nox.session(python=False, tags=["check"])
 def lint(session: nox.Session) -> None:
-    """Lint and type-check: ruff, mypy, and shell syntax of the scripts."""
+    """Lint and type-check: ruff, mypy, shell syntax, and the workflows against their schema."""
     session.run(PY, "-m", "ruff", "check", ".", external=True)
     session.run(PY, "-m", "ruff", "format", "--check", ".", external=True)
     session.run(PY, "-m", "mypy", external=True)
     for script in ("scripts/setup-host.sh", ".ci/run"):
         session.run("bash", "-n", script, external=True)
+    workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.yml"))
+    session.run(PY, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows, external=True)
 
 
 @nox.session(python=False, tags=["check"])

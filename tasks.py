@@ -11,6 +11,7 @@ from typing import Any
 
 from invoke.collection import Collection
 from invoke.context import Context
+from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
 from kubemips import app, components, config
@@ -40,10 +41,18 @@ def _build(what: str, arch: str, registry: str, jobs: int, **options: Any) -> No
             report_path=options["report"],
             version=options.get("version", ""),
             source=options.get("source", ""),
+            digests_dir=options.get("digests_dir", "") if options.get("push_by_digest") else "",
         )
 
 
-@task(help={"what": "comma-separated images, or 'all' (default: build.default-what)", **_COMMON_HELP})
+@task(
+    help={
+        "what": "comma-separated images or components, or 'all' (default: build.default-what)",
+        "push_by_digest": "sharded mode: push per-arch images by digest only (no tag, no list)",
+        "digests_dir": "sharded mode: where digest records are written (and bases' records read)",
+        **_COMMON_HELP,
+    }
+)
 def build(
     c: Context,
     what: str = "",
@@ -56,11 +65,15 @@ def build(
     report: str = "",
     version: str = "",
     source: str = "",
+    push_by_digest: bool = False,
+    digests_dir: str = "",
 ) -> None:
     """Build, push, verify and smoke-check images and their manifest lists."""
+    if push_by_digest != bool(digests_dir):
+        raise Exit("error: --push-by-digest and --digests-dir go together", code=2)
     _build(
         what, arch, registry, jobs, force=force, dry_run=dry_run, no_smoke=no_smoke, report=report,
-        version=version, source=source,
+        version=version, source=source, push_by_digest=push_by_digest, digests_dir=digests_dir,
     )  # fmt: skip
 
 
@@ -91,6 +104,48 @@ def bundle(c: Context, what: str = "docker-ce", arch: str = "", registry: str = 
 
     with app.edge():
         app.bundle(app.settings(arch=arch, registry=registry), what, Path(out))
+
+
+@task(
+    help={
+        "what": "comma-separated images or components (default: build.default-what)",
+        "arch": _COMMON_HELP["arch"],
+        "stage": "only the entries of this stage (0 = images FROM scratch)",
+        "github_output": "append stage0..stageN-1 matrices to this file ($GITHUB_OUTPUT)",
+        "stages": "with --github-output: how many stage jobs the workflow has",
+    }
+)
+def matrix(
+    c: Context, what: str = "", arch: str = "", stage: int = -1, github_output: str = "", stages: int = 4
+) -> None:
+    """Print the GitHub Actions strategy.matrix JSON: one entry per image and arch."""
+    import json
+    from pathlib import Path
+
+    with app.edge():
+        settings = app.settings(arch=arch)
+        if github_output:
+            app.write_github_output(settings, what, Path(github_output), stages)
+        else:
+            print(json.dumps(app.matrix(settings, what, stage=None if stage < 0 else stage)))
+
+
+@task(
+    help={
+        "digests_dir": "directory of digest records written by sharded builds",
+        "allow_partial": "publish lists even when a configured arch has no record",
+        "registry": _COMMON_HELP["registry"],
+        "arch": _COMMON_HELP["arch"],
+    }
+)
+def merge(
+    c: Context, digests_dir: str = "digests", allow_partial: bool = False, registry: str = "", arch: str = ""
+) -> None:
+    """Publish and verify manifest lists from sharded builds' digest records."""
+    from pathlib import Path
+
+    with app.edge():
+        app.merge(app.settings(arch=arch, registry=registry), Path(digests_dir), allow_partial=allow_partial)
 
 
 @task(name="registry-start")
@@ -156,7 +211,9 @@ def _component_task(comp: components.Component) -> Task[Any]:
     return Task(body, name=f"build-{comp.name}", help=dict(_COMMON_HELP))
 
 
-ns = Collection(build, bundle, verify, registry_start, registry_stop, registry_status, show_config, images)
+ns = Collection(
+    build, bundle, matrix, merge, verify, registry_start, registry_stop, registry_status, show_config, images
+)
 try:
     for _comp in components.load_catalog(config.find_root()).components.values():
         ns.add_task(_component_task(_comp))

@@ -14,15 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import components, config, localregistry, log
-from .arch import parse_arches
-from .build import Report, Runner, raise_for_failures, report_json, summary
+from . import components, config, localregistry, log, shard
+from .arch import parse_arch, parse_arches
+from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
 from .config import Settings
-from .engine import Engine
+from .engine import Engines
 from .errors import ConfigError, KubemipsError
-from .plan import Plan, make_plan
+from .plan import ImageNode, Node, Plan, make_plan
 from .registry import Registry
-from .verify import verify_list
+from .verify import verify_image, verify_list
 
 
 @contextmanager
@@ -94,6 +94,41 @@ def plan_for(s: Settings, what: str | Sequence[str], *, version: str = "", sourc
 SourceMap = dict[str, dict[str, Path]]
 
 
+def shard_plan(plan: Plan) -> Plan:
+    """Only the requested images' per-arch nodes: no lists, bases provided from outside."""
+    keep: list[Node] = [n for n in plan.nodes if isinstance(n, ImageNode) and n.image.name in plan.requested]
+    return Plan(nodes=keep, deps={n.id: plan.deps[n.id] for n in keep}, requested=plan.requested)
+
+
+def provided_bases(s: Settings, reg: Registry, plan: Plan, digests_dir: Path) -> dict[str, ImageResult]:
+    """Base images of a sharded build: from digest records, else from the registry's tags."""
+    records = {(r.image, r.arch): r for r in shard.read_records(digests_dir)} if digests_dir.is_dir() else {}
+    cat = catalog(s)
+    preset: dict[str, ImageResult] = {}
+    wanted = {d for n in plan.nodes for d in plan.deps[n.id]} - {n.id for n in plan.nodes}
+    for node_id in sorted(wanted):
+        name, arch_name = node_id.rsplit("/", 1)
+        comp, image = cat.image(name)
+        arch = parse_arch(arch_name)
+        node = ImageNode(comp, image, arch)
+        rec = records.get((name, arch.name))
+        if rec is not None:
+            digest, size = rec.digest, rec.size
+        else:
+            manifest = reg.get_manifest(name, node.tag)
+            if manifest is None or manifest.is_list:
+                stage = shard.stages(cat, [name])[name]
+                raise KubemipsError(
+                    f"base {name} for {arch} is neither in {digests_dir} nor in {s.registry}: "
+                    f"build its matrix entry (stage {stage}) first"
+                )
+            digest, size = manifest.digest, len(manifest.raw)
+        res = ImageResult(node, status="provided", digest=digest, manifest_size=size)
+        res.size = verify_image(reg, name, digest, arch)
+        preset[node_id] = res
+    return preset
+
+
 def parse_source_flag(text: str, comp: components.Component) -> dict[str, Path]:
     """``DIR`` (the component's only or 'main' source) or ``NAME=DIR,NAME=DIR``."""
     result: dict[str, Path] = {}
@@ -126,17 +161,34 @@ def build(
     report_path: str = "",
     version: str = "",
     source: str = "",
+    digests_dir: str = "",
 ) -> Report | None:
+    """Build WHAT.  With ``digests_dir`` (sharded mode) the requested images are pushed by
+    digest only, a record per image is written there, and no tag or list moves: bases
+    come from records already in that directory, or from the registry."""
     plan, sources = plan_for(s, what, version=version, source=source)
+    sharded = bool(digests_dir)
+    if sharded:
+        plan = shard_plan(plan)
     if dry_run:
         log.print_block(plan.describe(s.registry))
         log.print_block("dry run: nothing built, pushed or started")
         return None
     arches = ", ".join(a.name for a in s.arches)
-    with log.step(f"build {', '.join(plan.requested)} for {arches} into {s.registry}"):
+    mode = " (push by digest)" if sharded else ""
+    with log.step(f"build {', '.join(plan.requested)} for {arches} into {s.registry}{mode}"):
         reg = open_registry(s)
-        runner = Runner(s, reg, Engine(), force=force, smoke=smoke, sources=sources)
-        report = runner.run(plan)
+        preset = provided_bases(s, reg, plan, Path(digests_dir)) if sharded else {}
+        runner = Runner(s, reg, Engines(s.engines), force=force, smoke=smoke, sources=sources, tag_images=not sharded)
+        report = runner.run(plan, preset=preset)
+        if sharded:
+            for res in report.images():
+                if res.ok and res.status != "provided":
+                    rec = shard.Record(
+                        res.node.image.name, res.node.arch.name, res.node.arch.platform,
+                        res.digest, res.manifest_size, res.node.comp.tag, s.registry,
+                    )  # fmt: skip
+                    log.info(f"record {shard.write_record(Path(digests_dir), rec)}")
     path = Path(report_path) if report_path else s.cache_dir / "reports" / "last-build.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report_json(report, reg), indent=2) + "\n")
@@ -228,3 +280,36 @@ def bundle(s: Settings, what: str, out: Path) -> list[Path]:
             log.info(f"{reg.ref(name, tag)}: {found - 1} packages in {dest}, checksums verified")
             written.append(dest)
     return written
+
+
+def matrix(s: Settings, what: str, *, stage: int | None = None) -> dict[str, Any]:
+    """The GitHub Actions matrix for WHAT: one entry per image and arch, with its stage."""
+    cat = catalog(s)
+    result = shard.matrix(cat, cat.resolve(what, s.default_what), s.arches, stage=stage)
+    for entry in result["include"]:
+        arch = parse_arch(entry["arch"])
+        entry["runner"] = s.runners.get(arch, DEFAULT_RUNNER)
+        entry["id"] = f"{entry['what'].replace('/', '-')}-{arch.name}"
+    return result
+
+
+DEFAULT_RUNNER = "ubuntu-24.04"
+
+
+def write_github_output(s: Settings, what: str, path: Path, stages: int) -> None:
+    """``stageN=<matrix json>`` lines for a workflow with ``stages`` build stages."""
+    full = matrix(s, what)
+    deepest = max((e["stage"] for e in full["include"]), default=0)
+    if deepest >= stages:
+        raise ConfigError(f"the plan needs {deepest + 1} stages but the workflow has {stages}")
+    with path.open("a") as out:
+        for n in range(stages):
+            entries = [e for e in full["include"] if e["stage"] == n]
+            out.write(f"stage{n}={json.dumps({'include': entries}, separators=(',', ':'))}\n")
+
+
+def merge(s: Settings, digests_dir: Path, *, allow_partial: bool = False) -> None:
+    reg = open_registry(s, start=False)
+    results = shard.merge(s, reg, catalog(s), shard.read_records(digests_dir), allow_partial=allow_partial)
+    rows = [[reg.ref(r.image, r.tag), ", ".join(r.arches), r.digest[:19], r.status] for r in results]
+    log.print_block(log.table(["manifest list", "arches", "digest", "status"], rows))

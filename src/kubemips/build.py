@@ -24,7 +24,7 @@ from .arch import Arch
 from .builders import BaseImage, BuildContext, BuildOutput, builder_for
 from .components import ImageDef
 from .config import Settings
-from .engine import Engine
+from .engine import Engines
 from .errors import BuildError, KubemipsError, SmokeError
 from .host import check_emulation
 from .plan import ImageNode, ListNode, Node, Plan
@@ -48,7 +48,7 @@ class ImageResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("built", "cached")
+        return self.status in ("built", "cached", "provided")
 
 
 @dataclass
@@ -94,13 +94,13 @@ def input_key(doc: dict[str, Any]) -> str:
 
 
 class Runner:
-    """Executes plans against one registry and one engine."""
+    """Executes plans against one registry, with an engine per architecture."""
 
     def __init__(
         self,
         settings: Settings,
         registry: Registry,
-        engine: Engine,
+        engines: Engines,
         *,
         force: bool = False,
         smoke: bool = True,
@@ -109,11 +109,11 @@ class Runner:
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self.engine = engine
+        self.engines = engines
         self.force = force
         self.smoke_enabled = smoke
         self.tag_images = tag_images
-        self.ctx = BuildContext(settings, oci.BlobStore(settings.cache_dir / "blobs"), engine, sources or {})
+        self.ctx = BuildContext(settings, oci.BlobStore(settings.cache_dir / "blobs"), engines, sources or {})
 
     # -- per-arch image ---------------------------------------------------------------
     def _base(self, image: ImageDef, arch: Arch, results: dict[str, Result]) -> BaseImage | None:
@@ -252,10 +252,12 @@ class Runner:
             return
         comp, image, arch = node.comp, node.image, node.arch
         smoke = image.smoke
-        check_emulation(arch)
+        engine = self.engines.for_arch(arch)
+        if not self.engines.is_native(arch):
+            check_emulation(arch)
         ref = self.registry.ref(image.name, res.digest)
-        self.engine.pull(ref, arch)
-        outcome = self.engine.run(
+        engine.pull(ref, arch)
+        outcome = engine.run(
             ref, arch, smoke.command, env=smoke.env, entrypoint=smoke.entrypoint, timeout=smoke.timeout
         )
         pattern = smoke.pattern(comp.version, arch)
@@ -295,10 +297,12 @@ class Runner:
         return res
 
     # -- walk ---------------------------------------------------------------------------
-    def run(self, plan: Plan) -> Report:
-        report = Report(order=[n.id for n in plan.nodes])
+    def run(self, plan: Plan, *, preset: Mapping[str, ImageResult] | None = None) -> Report:
+        """Walk ``plan``; ``preset`` holds results of nodes done elsewhere (bases of a shard)."""
+        report = Report(order=[*(preset or {}), *(n.id for n in plan.nodes)])
         began = time.monotonic()
         results = report.results
+        results.update(preset or {})
         pending: list[Node] = list(plan.nodes)
         running: dict[Future[Result], Node] = {}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .arch import Arch, parse_arches
+from .arch import Arch, parse_arch, parse_arches
 from .errors import ConfigError
 from .schema import check_table, read_toml, str_list, suggest
 
@@ -48,6 +48,10 @@ SCHEMA: Mapping[str, Mapping[str, _Key]] = {
         "architectures": _Key(list, ["amd64", "mips64el"], "architectures to build"),
         "jobs": _Key(int, 2, "nodes built at the same time"),
         "default-what": _Key(list, ["debian-base", "pause"], "what `invoke build` builds"),
+        "engines": _Key(dict, {}, "arch -> Docker endpoint (unix://, tcp://, ssh://) of a native builder"),
+    },
+    "ci": {
+        "runners": _Key(dict, {}, "arch -> GitHub Actions runs-on label for `invoke matrix`"),
     },
     "debian": {
         "suite": _Key(str, "bookworm", "Debian release for debian-base"),
@@ -79,6 +83,9 @@ class Settings:
     security_mirror: str
     source_date_epoch: int
     cache_dir: Path
+    engines: Mapping[Arch, str] = field(default_factory=dict)
+    """Architectures built and run on another Docker engine (natively), by endpoint."""
+    runners: Mapping[Arch, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     """Where each value came from ("default", file path, env var, "flag"), for `show-config`."""
 
@@ -223,6 +230,13 @@ def load(
         if uri and not uri.startswith(("http://", "https://", "file:/")):
             raise ConfigError(f"{where(dotted)} must be an http(s):// or file:/ URI, got {uri!r}")
     cache = Path(values["paths.cache"])
+    engines = _arch_map(values["build.engines"], where("build.engines"))
+    for arch, url in engines.items():
+        if not url.startswith(("unix://", "tcp://", "ssh://", "npipe://")):
+            raise ConfigError(
+                f"{where('build.engines')}: {arch} endpoint must be unix://, tcp:// or ssh://, got {url!r}"
+            )
+    runners = _arch_map(values["ci.runners"], where("ci.runners"))
     return Settings(
         root=root,
         config_path=path if path.is_file() else None,
@@ -238,8 +252,22 @@ def load(
         security_mirror=values["debian.security-mirror"].rstrip("/"),
         source_date_epoch=epoch,
         cache_dir=cache if cache.is_absolute() else root / cache,
+        engines=engines,
+        runners=runners,
         sources=sources,
     )
+
+
+def _arch_map(value: Mapping[str, Any], where: str) -> dict[Arch, str]:
+    result: dict[Arch, str] = {}
+    for key, item in value.items():
+        if not isinstance(item, str) or not item:
+            raise ConfigError(f"{where}: value for '{key}' must be a non-empty string, got {item!r}")
+        try:
+            result[parse_arch(key)] = item
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return result
 
 
 def _check_registry(registry: str, where: str) -> None:

@@ -172,3 +172,26 @@ class Engine:
                     out.write(chunk)
         except docker.errors.APIError as exc:
             raise BuildError(f"docker could not export {image_id}: {exc.explanation or exc}") from None
+
+
+class Engines:
+    """The engine for each architecture: a remote (native) one where configured, else local.
+
+    A mips64el machine running dockerd can build and run mips64el natively instead of
+    under QEMU: point the arch at it with ``[build] engines`` in kubemips.toml.
+    """
+
+    def __init__(self, endpoints: Mapping[Arch, str]) -> None:
+        self._endpoints = dict(endpoints)
+        self._engines: dict[str, Engine] = {}
+        self._guard = threading.Lock()
+
+    def for_arch(self, arch: Arch) -> Engine:
+        url = self._endpoints.get(arch, "")
+        with self._guard:
+            if url not in self._engines:
+                self._engines[url] = Engine(url or None)
+            return self._engines[url]
+
+    def is_native(self, arch: Arch) -> bool:
+        return arch in self._endpoints

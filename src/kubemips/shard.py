@@ -123,7 +123,9 @@ def merge(
     by_image: dict[str, dict[Arch, Record]] = {}
     for rec in records:
         if rec.registry != settings.registry:
-            raise ConfigError(f"record for {rec.image}/{rec.arch} was pushed to {rec.registry}, not {settings.registry}")
+            raise ConfigError(
+                f"record for {rec.image}/{rec.arch} was pushed to {rec.registry}, not {settings.registry}"
+            )
         if rec.image not in catalog.images:
             raise ConfigError(f"record names image '{rec.image}', which this checkout does not define")
         arch = parse_arch(rec.arch)
@@ -155,16 +157,17 @@ def merge(
             try:
                 verify_image(reg, image, rec.digest, arch)
             except VerifyError as exc:
-                raise KubemipsError(f"record {rec.filename} does not check out (nothing was published): {exc}") from None
+                raise KubemipsError(
+                    f"record {rec.filename} does not check out (nothing was published): {exc}"
+                ) from None
             manifest = reg.get_manifest(image, rec.digest)
             assert manifest is not None
             raws[(image, arch)] = manifest.raw
 
     results = []
     for image, got in sorted(by_image.items()):
-        comp, _ = catalog.image(image)
         tag = next(iter(got.values())).tag
-        for arch, rec in got.items():
+        for arch in got:
             reg.put_manifest(image, f"{tag}-{arch.tag_suffix}", raws[(image, arch)], oci.MANIFEST)
         entries = [oci.ListEntry(arch, rec.digest, len(raws[(image, arch)])) for arch, rec in got.items()]
         raw = oci.canonical_json(oci.manifest_list(entries))

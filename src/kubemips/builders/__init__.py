@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..config import Settings
-from ..engine import Engine
+from ..engine import Engines
 from ..errors import ConfigError
 from ..oci import BlobStore, Layer
 from ..schema import check_table, suggest
@@ -26,7 +26,7 @@ from ..schema import check_table, suggest
 class BuildContext:
     settings: Settings
     store: BlobStore
-    engine: Engine
+    engines: Engines
     sources: Mapping[str, Mapping[str, Path]] = field(default_factory=dict)
     """Local source trees given with --source: component -> source name -> directory."""
 

@@ -67,13 +67,13 @@ def archive_inputs(arch: Arch, ctx: BuildContext) -> list[str]:
 
 
 def export_layers(
-    ctx: BuildContext, image_id: str, base: BaseImage | None, work: Path, what: str
+    ctx: BuildContext, arch: Arch, image_id: str, base: BaseImage | None, work: Path, what: str
 ) -> tuple[dict[str, Any], list[Any], str]:
     """Save ``image_id``; return its config, the layers above ``base``, and packages.txt."""
     from ..oci import Layer
 
     saved = work / "image.tar"
-    ctx.engine.save(image_id, saved)
+    ctx.engines.for_arch(arch).save(image_id, saved)
     base_ids = list(((base.config if base else {}).get("rootfs") or {}).get("diff_ids") or [])
     layers: list[Layer] = []
     packages = ""
@@ -139,7 +139,7 @@ class DockerfileBuilder(Builder):
             "context": tree_digest(context),
             "dockerfile": dockerfile,
             "args": self._args(comp, image, arch),
-            "engine": ctx.engine.server_version(),
+            "engine": ctx.engines.for_arch(arch).server_version(),
         }
         if comp.build.get("debian-archive", True):
             doc["archive"] = archive_inputs(arch, ctx)
@@ -152,10 +152,10 @@ class DockerfileBuilder(Builder):
         context, dockerfile = self._context(comp, image, arch, ctx)
         work = ctx.workdir(comp, arch, image)
         args = {"BASEIMAGE": base.ref if base else "scratch", **self._args(comp, image, arch)}
-        image_id = ctx.engine.build(
+        image_id = ctx.engines.for_arch(arch).build(
             context, dockerfile=dockerfile, buildargs=args, arch=arch, log_path=work / "build.log", what=what
         )
-        config, layers, packages = export_layers(ctx, image_id, base, work, what)
+        config, layers, packages = export_layers(ctx, arch, image_id, base, work, what)
         labels = {}
         if packages.strip():
             labels["org.kubemips.debian.packages"] = ", ".join(packages.split())
