@@ -48,6 +48,22 @@ def build(session: nox.Session) -> None:
         app.build(app.settings(), list(session.posargs))
 
 
+@nox.session(python=False, tags=["e2e"])
+def e2e_images(session: nox.Session) -> None:
+    """Build the conformance e2e image catalog: `nox -s e2e_images -- [NAME ...] [--source K8S_TREE]`."""
+    args = list(session.posargs)
+    source = ""
+    if "--source" in args:
+        i = args.index("--source")
+        if i + 1 >= len(args):
+            session.error("Usage: nox -s e2e_images -- [NAME ...] [--source KUBERNETES_TREE]")
+        source = args[i + 1]
+        del args[i : i + 2]
+    with app.edge():
+        settings = app.settings()
+        app.build(settings, app.e2e_what(settings, "v1.16.2", args), k8s_source=source)
+
+
 def _component_session(comp: components.Component) -> None:
     def run(session: nox.Session) -> None:
         with app.edge():
@@ -59,4 +75,5 @@ def _component_session(comp: components.Component) -> None:
 
 
 for _comp in components.load_catalog(config.find_root()).components.values():
-    _component_session(_comp)
+    if not _comp.e2e:
+        _component_session(_comp)

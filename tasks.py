@@ -148,6 +148,74 @@ def merge(
         app.merge(app.settings(arch=arch, registry=registry), Path(digests_dir), allow_partial=allow_partial)
 
 
+_K8S_HELP = "Kubernetes version whose conformance catalog to use (e2e-images/catalogs/)"
+
+
+@task(
+    name="e2e-images",
+    help={
+        "what": "catalog images (ids, repositories like nginx, or components); default: the whole catalog",
+        "k8s": _K8S_HELP,
+        "source": "local Kubernetes tree for the images whose Go sources live there",
+        **{k: v for k, v in _COMMON_HELP.items() if k not in ("version", "source")},
+    },
+)
+def e2e_images(
+    c: Context,
+    what: str = "",
+    k8s: str = "v1.16.2",
+    arch: str = "",
+    registry: str = "",
+    force: bool = False,
+    dry_run: bool = False,
+    no_smoke: bool = False,
+    jobs: int = 0,
+    report: str = "",
+    source: str = "",
+) -> None:
+    """Build the conformance e2e images (and what they need) for every configured arch."""
+    with app.edge():
+        settings = app.settings(arch=arch, registry=registry, jobs=jobs)
+        names = app.e2e_what(settings, k8s, what.replace(",", " ").split())
+        app.build(
+            settings, names, force=force, dry_run=dry_run, smoke=not no_smoke, report_path=report, k8s_source=source
+        )
+
+
+@task(name="e2e-list", help={"k8s": _K8S_HELP, "registry": _COMMON_HELP["registry"]})
+def e2e_list(c: Context, k8s: str = "v1.16.2", registry: str = "") -> None:
+    """Print the images a conformance run of that version pulls, and which this project builds."""
+    with app.edge():
+        app.e2e_list(app.settings(registry=registry), k8s)
+
+
+@task(name="e2e-repo-list", help={"k8s": _K8S_HELP, "registry": _COMMON_HELP["registry"], "out": "YAML file to write"})
+def e2e_repo_list(c: Context, k8s: str = "v1.16.2", registry: str = "", out: str = "") -> None:
+    """Write the KUBE_TEST_REPO_LIST YAML pointing every registry key at REGISTRY; print its path."""
+    from pathlib import Path
+
+    with app.edge():
+        print(app.e2e_repo_list(app.settings(registry=registry), k8s, Path(out) if out else None))
+
+
+@task(
+    name="e2e-coverage",
+    help={
+        "k8s": _K8S_HELP,
+        "registry": _COMMON_HELP["registry"],
+        "arch": _COMMON_HELP["arch"],
+        "markdown": "Markdown file to write",
+    },
+)
+def e2e_coverage(c: Context, k8s: str = "v1.16.2", registry: str = "", arch: str = "", markdown: str = "") -> None:
+    """Report, per catalog image and arch, whether the registry holds it (digest, size, smoke, content)."""
+    from pathlib import Path
+
+    with app.edge():
+        path = app.e2e_coverage(app.settings(arch=arch, registry=registry), k8s, Path(markdown) if markdown else None)
+        print(f"markdown: {path}")
+
+
 @task(name="registry-start")
 def registry_start(c: Context) -> None:
     """Start the embedded registry (127.0.0.1:5000 unless configured otherwise)."""
@@ -212,10 +280,12 @@ def _component_task(comp: components.Component) -> Task[Any]:
 
 
 ns = Collection(
-    build, bundle, matrix, merge, verify, registry_start, registry_stop, registry_status, show_config, images
-)
+    build, bundle, matrix, merge, verify, e2e_images, e2e_list, e2e_repo_list, e2e_coverage,
+    registry_start, registry_stop, registry_status, show_config, images,
+)  # fmt: skip
 try:
     for _comp in components.load_catalog(config.find_root()).components.values():
-        ns.add_task(_component_task(_comp))
+        if not _comp.e2e:
+            ns.add_task(_component_task(_comp))
 except Exception as _exc:  # a broken component file must not hide the other tasks
     print(f"warning: components not loaded: {_exc}")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import components, config, localregistry, log, shard
+from . import components, config, conformance, localregistry, log, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
 from .config import Settings
@@ -115,7 +115,7 @@ def provided_bases(s: Settings, reg: Registry, plan: Plan, digests_dir: Path) ->
         if rec is not None:
             digest, size = rec.digest, rec.size
         else:
-            manifest = reg.get_manifest(name, node.tag)
+            manifest = reg.get_manifest(image.repo, node.tag)
             if manifest is None or manifest.is_list:
                 stage = shard.stages(cat, [name])[name]
                 raise KubemipsError(
@@ -124,7 +124,7 @@ def provided_bases(s: Settings, reg: Registry, plan: Plan, digests_dir: Path) ->
                 )
             digest, size = manifest.digest, len(manifest.raw)
         res = ImageResult(node, status="provided", digest=digest, manifest_size=size)
-        res.size = verify_image(reg, name, digest, arch)
+        res.size = verify_image(reg, image.repo, digest, arch)
         preset[node_id] = res
     return preset
 
@@ -162,11 +162,20 @@ def build(
     version: str = "",
     source: str = "",
     digests_dir: str = "",
+    k8s_source: str = "",
 ) -> Report | None:
     """Build WHAT.  With ``digests_dir`` (sharded mode) the requested images are pushed by
     digest only, a record per image is written there, and no tag or list moves: bases
     come from records already in that directory, or from the registry."""
     plan, sources = plan_for(s, what, version=version, source=source)
+    if k8s_source:
+        # e2e images whose Go sources live in the Kubernetes tree build from this one.
+        tree = Path(k8s_source).expanduser().resolve()
+        if not tree.is_dir():
+            raise ConfigError(f"--source {k8s_source}: not a directory")
+        for node in plan.nodes:
+            if node.comp.e2e and node.comp.build.get("binaries"):
+                sources[node.comp.name] = {"main": tree}
     sharded = bool(digests_dir)
     if sharded:
         plan = shard_plan(plan)
@@ -205,7 +214,7 @@ def verify(s: Settings, what: str | Sequence[str]) -> None:
     failed = 0
     for node in plan.nodes:
         if node.id.endswith("/list"):
-            name, tag = node.image.name, node.comp.tag
+            name, tag = node.image.repo, node.comp.tag
             try:
                 children = verify_list(reg, name, tag, s.arches)
                 rows.append([reg.ref(name, tag), ", ".join(a.name for a in children), "ok"])
@@ -248,8 +257,9 @@ def bundle(s: Settings, what: str, out: Path) -> list[Path]:
     cat = catalog(s)
     reg = open_registry(s, start=False)
     written: list[Path] = []
-    for name in cat.resolve(what, ()):
-        comp, _ = cat.image(name)
+    for entry in cat.resolve(what, ()):
+        comp, image = cat.image(entry)
+        name = image.repo
         inside = str(comp.build.get("bundle", "")).strip("/")
         if comp.kind != "debian-packages" or not inside:
             raise ConfigError(f'{comp.file}: {name} keeps no bundle (needs [build] bundle = "/path")')
@@ -313,3 +323,42 @@ def merge(s: Settings, digests_dir: Path, *, allow_partial: bool = False) -> Non
     results = shard.merge(s, reg, catalog(s), shard.read_records(digests_dir), allow_partial=allow_partial)
     rows = [[reg.ref(r.image, r.tag), ", ".join(r.arches), r.digest[:19], r.status] for r in results]
     log.print_block(log.table(["manifest list", "arches", "digest", "status"], rows))
+
+
+def e2e_catalog(s: Settings, k8s: str) -> conformance.ConformanceCatalog:
+    return conformance.load(s.root, k8s, catalog(s))
+
+
+def e2e_list(s: Settings, k8s: str) -> None:
+    cc = e2e_catalog(s, k8s)
+    log.print_block(conformance.image_list(cc, catalog(s), s.registry))
+
+
+def e2e_repo_list(s: Settings, k8s: str, out: Path | None) -> Path:
+    cc = e2e_catalog(s, k8s)
+    path = out or s.cache_dir / f"kube-test-repo-list-{k8s}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(conformance.repo_list_yaml(cc, s.registry))
+    return path
+
+
+def e2e_what(s: Settings, k8s: str, names: Sequence[str]) -> list[str]:
+    """The catalog's buildable images (all, or those named) for `nox -s e2e_images`."""
+    cat = catalog(s)
+    cc = e2e_catalog(s, k8s)
+    buildable = [e.build for e in cc.provided if e.build in cat.images]
+    if not names:
+        return list(dict.fromkeys(buildable))
+    return cat.resolve(list(names), ())
+
+
+def e2e_coverage(s: Settings, k8s: str, markdown: Path | None) -> Path:
+    cc = e2e_catalog(s, k8s)
+    reg = open_registry(s, start=False)
+    rows = conformance.coverage(cc, catalog(s), reg, s.arches, s.cache_dir / "smoke")
+    table, md = conformance.coverage_tables(cc, rows, s.registry)
+    log.print_block(table)
+    path = markdown or s.cache_dir / "reports" / f"e2e-coverage-{k8s}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(md)
+    return path

@@ -121,15 +121,16 @@ class Runner:
             return None
         parent = results[f"{image.base}/{arch.name}"]
         assert isinstance(parent, ImageResult) and parent.ok
-        manifest = self.registry.get_manifest(image.base, parent.digest)
+        repo = parent.node.image.repo
+        manifest = self.registry.get_manifest(repo, parent.digest)
         if manifest is None:
-            raise BuildError(f"base {image.base}@{parent.digest} vanished from the registry")
-        config = json.loads(self.registry.get_blob(image.base, manifest.doc["config"]["digest"]))
-        return BaseImage(image.base, parent.digest, self.registry.ref(image.base, parent.digest), manifest.doc, config)
+            raise BuildError(f"base {repo}@{parent.digest} vanished from the registry")
+        config = json.loads(self.registry.get_blob(repo, manifest.doc["config"]["digest"]))
+        return BaseImage(repo, parent.digest, self.registry.ref(repo, parent.digest), manifest.doc, config)
 
     def _cached(self, node: ImageNode, key: str) -> oci.Blob | None:
         """The manifest under the node's tag, when its inputs label equals ``key``."""
-        name = node.image.name
+        name = node.image.repo
         existing = self.registry.get_manifest(name, node.tag)
         if existing is None or existing.is_list:
             return None
@@ -144,7 +145,7 @@ class Runner:
         labels = {
             **image.labels,
             **out.labels,
-            "org.opencontainers.image.title": image.name,
+            "org.opencontainers.image.title": image.repo,
             "org.opencontainers.image.version": comp.version,
             oci.INPUTS_LABEL: key,
         }
@@ -182,7 +183,7 @@ class Runner:
 
     def build_image(self, node: ImageNode, results: dict[str, Result]) -> ImageResult:
         comp, image, arch = node.comp, node.image, node.arch
-        name = image.name
+        name = image.repo
         res = ImageResult(node)
         builder = builder_for(comp)
         base = self._base(image, arch, results)
@@ -217,7 +218,8 @@ class Runner:
         config_blob = self.ctx.store.put_bytes(oci.canonical_json(config), oci.CONFIG)
         base_layers: list[dict[str, Any]] = list(base.manifest["layers"]) if base else []
         for layer_desc in base_layers:
-            self.registry.mount_blob(name, layer_desc["digest"], image.base)
+            assert base is not None
+            self.registry.mount_blob(name, layer_desc["digest"], base.name)
         sent = 0
         for layer in out.layers:
             if self.registry.push_blob(name, layer.blob):
@@ -255,7 +257,7 @@ class Runner:
         engine = self.engines.for_arch(arch)
         if not self.engines.is_native(arch):
             check_emulation(arch)
-        ref = self.registry.ref(image.name, res.digest)
+        ref = self.registry.ref(image.repo, res.digest)
         engine.pull(ref, arch)
         outcome = engine.run(
             ref, arch, smoke.command, env=smoke.env, entrypoint=smoke.entrypoint, timeout=smoke.timeout
@@ -275,11 +277,11 @@ class Runner:
 
     # -- list ---------------------------------------------------------------------------
     def publish_list(self, node: ListNode, results: dict[str, Result]) -> ListResult:
-        name = node.image.name
+        name = node.image.repo
         res = ListResult(node)
         entries = []
         for arch in node.arches:
-            child = results[f"{name}/{arch.name}"]
+            child = results[f"{node.image.name}/{arch.name}"]
             assert isinstance(child, ImageResult) and child.ok
             entries.append(oci.ListEntry(arch, child.digest, child.manifest_size))
         raw = oci.canonical_json(oci.manifest_list(entries))
@@ -370,7 +372,7 @@ def summary(report: Report, registry: Registry) -> str:
         )
     text = log.table(["image", "arch", "digest", "size", "status", "smoke", "time"], rows)
     list_rows = [
-        [registry.ref(r.node.image.name, r.node.tag), r.digest[:19] if r.digest else "-", r.status]
+        [registry.ref(r.node.image.repo, r.node.tag), r.digest[:19] if r.digest else "-", r.status]
         for r in report.lists()
     ]
     text += "\n\n" + log.table(["manifest list", "digest", "status"], list_rows)
@@ -392,7 +394,7 @@ def report_json(report: Report, registry: Registry) -> dict[str, Any]:
                 "name": r.node.image.name,
                 "arch": r.node.arch.name,
                 "platform": r.node.arch.platform,
-                "ref": registry.ref(r.node.image.name, r.node.tag),
+                "ref": registry.ref(r.node.image.repo, r.node.tag),
                 "digest": r.digest,
                 "size": r.size,
                 "status": r.status,
@@ -405,7 +407,7 @@ def report_json(report: Report, registry: Registry) -> dict[str, Any]:
         "lists": [
             {
                 "name": r.node.image.name,
-                "ref": registry.ref(r.node.image.name, r.node.tag),
+                "ref": registry.ref(r.node.image.repo, r.node.tag),
                 "digest": r.digest,
                 "status": r.status,
                 "error": r.error,

@@ -78,6 +78,7 @@ class SmokeDef:
 @dataclass(frozen=True, kw_only=True)
 class ImageDef:
     name: str
+    """Unique id in the catalog (what WHAT names and plan nodes use)."""
     base: str  # "scratch" or the name of another project image
     entrypoint: tuple[str, ...] | None
     cmd: tuple[str, ...] | None
@@ -89,6 +90,13 @@ class ImageDef:
     files: Mapping[str, str]
     """Image path -> build artifact name, for builders that produce named artifacts."""
     smoke: SmokeDef
+    repo: str = ""
+    """Registry repository; defaults to ``name``.  Two catalog entries may share a repository
+    with different tags (the e2e suite's etcd:3.3.15 beside the cluster's etcd:3.4.23)."""
+
+    def __post_init__(self) -> None:
+        if not self.repo:
+            object.__setattr__(self, "repo", self.name)
 
     def env_for(self, arch: Arch) -> tuple[str, ...]:
         """Env with ``{oci}``/``{debian}`` filled in (etcd needs ETCD_UNSUPPORTED_ARCH=mips64le)."""
@@ -139,6 +147,10 @@ class Component:
     images: tuple[ImageDef, ...]
     raw: str = field(repr=False)
     """The file's text: an input of every build of this component."""
+    e2e_bases: Mapping[Any, Any] = field(default_factory=dict)
+    """For e2e-images folders: the BASEIMAGE line per arch (see kubemips.e2e)."""
+    e2e: bool = False
+    """True for an e2e-images folder, False for a cluster component."""
 
     def where(self, key: str = "") -> str:
         return f"{self.file}" + (f": [{key}]" if key else "")
@@ -327,8 +339,11 @@ class Catalog:
             return sorted(self.images)
         names: list[str] = []
         for item in items:
+            by_repo = [name for name, (_, img) in sorted(self.images.items()) if img.repo == item]
             if item in self.images:
                 found = [item]
+            elif by_repo:
+                found = by_repo
             elif item in self.components:
                 found = [img.name for img in self.components[item].images]
             else:
@@ -340,20 +355,30 @@ class Catalog:
         return names
 
 
-def load_catalog(root: Path, *, dirs: Sequence[str] = ("components",)) -> Catalog:
+def load_catalog(root: Path) -> Catalog:
+    """Components (components/*/component.toml) and e2e images (e2e-images/**/VERSION)."""
+    from . import e2e
+
     comps: dict[str, Component] = {}
     images: dict[str, tuple[Component, ImageDef]] = {}
-    for d in dirs:
-        base = root / d
-        if not base.is_dir():
-            continue
+
+    def add(comp: Component) -> None:
+        if comp.name in comps:
+            raise ConfigError(f"{comp.file}: component '{comp.name}' is also defined by {comps[comp.name].file}")
+        comps[comp.name] = comp
+        for img in comp.images:
+            if img.name in images:
+                raise ConfigError(f"{comp.file}: image '{img.name}' is also defined by {images[img.name][0].file}")
+            images[img.name] = (comp, img)
+
+    base = root / "components"
+    if base.is_dir():
         for path in sorted(base.glob(f"*/{COMPONENT_FILE}")):
-            comp = load_component(path)
-            if comp.name in comps:
-                raise ConfigError(f"{path}: component '{comp.name}' is also defined by {comps[comp.name].file}")
-            comps[comp.name] = comp
-            for img in comp.images:
-                if img.name in images:
-                    raise ConfigError(f"{path}: image '{img.name}' is also defined by {images[img.name][0].file}")
-                images[img.name] = (comp, img)
+            add(load_component(path))
+    for folder in e2e.folders(root):
+        add(e2e.load_folder(root, folder))
+    for comp in e2e.resolve_bases(comps, images).values():
+        comps[comp.name] = comp
+        for img in comp.images:
+            images[img.name] = (comp, img)
     return Catalog(comps, images)

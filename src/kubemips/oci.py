@@ -282,7 +282,12 @@ def image_config(
         "created": iso_time(epoch),
         "config": cfg,
         "rootfs": {"type": "layers", "diff_ids": base_diff_ids + list(diff_ids)},
-        "history": base_history + [{"created": iso_time(epoch), "created_by": h} for h in history],
+        # Docker matches history entries to layers: entries past the new layers are empty.
+        "history": base_history
+        + [
+            {"created": iso_time(epoch), "created_by": h, **({"empty_layer": True} if i >= len(diff_ids) else {})}
+            for i, h in enumerate(history)
+        ],
     }
     if arch.variant:
         doc["variant"] = arch.variant

@@ -64,9 +64,9 @@ class Plan:
             after = self.deps.get(node.id, [])
             needs = f"  (after {', '.join(after)})" if after else ""
             if isinstance(node, ImageNode):
-                what = f"build {registry}/{node.image.name}:{node.tag} [{node.comp.kind}, {node.arch.platform}]"
+                what = f"build {registry}/{node.image.repo}:{node.tag} [{node.comp.kind}, {node.arch.platform}]"
             else:
-                what = f"list  {registry}/{node.image.name}:{node.tag} [{', '.join(a.platform for a in node.arches)}]"
+                what = f"list  {registry}/{node.image.repo}:{node.tag} [{', '.join(a.platform for a in node.arches)}]"
             lines.append(f"{i:3d}. {what}{needs}")
         return "\n".join(lines)
 

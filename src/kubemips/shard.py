@@ -152,33 +152,35 @@ def merge(
 
     # Check everything before publishing anything.
     raws: dict[tuple[str, Arch], bytes] = {}
+    repos = {image: catalog.image(image)[1].repo for image in by_image}
     for image, got in sorted(by_image.items()):
         for arch, rec in got.items():
             try:
-                verify_image(reg, image, rec.digest, arch)
+                verify_image(reg, repos[image], rec.digest, arch)
             except VerifyError as exc:
                 raise KubemipsError(
                     f"record {rec.filename} does not check out (nothing was published): {exc}"
                 ) from None
-            manifest = reg.get_manifest(image, rec.digest)
+            manifest = reg.get_manifest(repos[image], rec.digest)
             assert manifest is not None
             raws[(image, arch)] = manifest.raw
 
     results = []
     for image, got in sorted(by_image.items()):
         tag = next(iter(got.values())).tag
+        repo = repos[image]
         for arch in got:
-            reg.put_manifest(image, f"{tag}-{arch.tag_suffix}", raws[(image, arch)], oci.MANIFEST)
+            reg.put_manifest(repo, f"{tag}-{arch.tag_suffix}", raws[(image, arch)], oci.MANIFEST)
         entries = [oci.ListEntry(arch, rec.digest, len(raws[(image, arch)])) for arch, rec in got.items()]
         raw = oci.canonical_json(oci.manifest_list(entries))
         digest = oci.sha256_digest(raw)
-        existing = reg.get_manifest(image, tag)
+        existing = reg.get_manifest(repo, tag)
         status = "unchanged" if existing is not None and existing.digest == digest else "published"
         if status == "published":
-            reg.put_manifest(image, digest, raw, oci.MANIFEST_LIST)
-            reg.put_manifest(image, tag, raw, oci.MANIFEST_LIST)
-        verify_list(reg, image, tag, list(got), expected=digest)
+            reg.put_manifest(repo, digest, raw, oci.MANIFEST_LIST)
+            reg.put_manifest(repo, tag, raw, oci.MANIFEST_LIST)
+        verify_list(reg, repo, tag, list(got), expected=digest)
         arches = sorted(a.name for a in got)
-        log.info(f"{status} {reg.ref(image, tag)} [{', '.join(arches)}], verified")
-        results.append(MergeResult(image, tag, arches, digest, status))
+        log.info(f"{status} {reg.ref(repo, tag)} [{', '.join(arches)}], verified")
+        results.append(MergeResult(repo, tag, arches, digest, status))
     return results

@@ -86,6 +86,7 @@ class Builder(ABC):
 def _registry() -> dict[str, Builder]:
     from .cstatic import CStaticBuilder
     from .dockerfile import DebianPackagesBuilder, DockerfileBuilder
+    from .e2e import AliasBuilder, E2EDockerfileBuilder
     from .golang import GoBuilder
     from .rootfs import RootfsBuilder
 
@@ -95,6 +96,8 @@ def _registry() -> dict[str, Builder]:
         DockerfileBuilder(),
         DebianPackagesBuilder(),
         GoBuilder(),
+        E2EDockerfileBuilder(),
+        AliasBuilder(),
     ]
     return {b.kind: b for b in builders}
 

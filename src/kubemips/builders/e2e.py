@@ -1,0 +1,129 @@
+"""Builders for e2e-images folders: upstream-format Dockerfiles, and aliases.
+
+An e2e folder's Dockerfile is built like any other (RUN under QEMU for a foreign arch),
+after image-util.sh's ``bin`` step: Go binaries the folder names are cross-compiled from
+the Kubernetes tree (the hyperkube component's pinned source, or ``--source``) and put in
+the build context.  Older upstream Dockerfiles write ``FROM BASEIMAGE`` literally and
+carry ``CROSS_BUILD_COPY`` lines for QEMU; the first is filled in, the second dropped
+(binfmt's F flag makes the copy unnecessary).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..arch import Arch
+from ..components import Component, ImageDef
+from ..errors import BuildError, ConfigError
+from ..schema import check_table
+from . import BaseImage, BuildContext, Builder, BuildOutput
+from .dockerfile import DockerfileBuilder, archive_inputs, export_layers, tree_digest
+from .golang import GoBuilder
+
+_BINARY = {"name": str, "package": str, "source": str, "versions": str, "ldflags": list}
+_GO = GoBuilder()
+
+
+def check_arch(comp: Component, arch: Arch) -> None:
+    """Fail this (image, arch) when BASEIMAGE has no usable line for it."""
+    if not comp.e2e_bases:
+        return
+    ref = comp.e2e_bases.get(arch)
+    where = comp.directory / "BASEIMAGE"
+    if ref is None:
+        raise BuildError(f"{where}: no line for {arch.platform}, so {comp.images[0].name} cannot be built for {arch}")
+    if ref.project_ref() is None:
+        raise BuildError(
+            f"{where}: {arch.platform}={ref.value} is not an image this project builds, and nothing can be "
+            "pulled from outside here; rebase it on REGISTRY/debian-base:1.0.0 (Alpine has no mips64el)"
+        )
+
+
+class E2EDockerfileBuilder(DockerfileBuilder):
+    kind: ClassVar[str] = "e2e-dockerfile"
+    options: ClassVar[Mapping[str, type]] = {"binaries": list, "ldflags": list, "go-source": str}
+
+    def check(self, comp: Component) -> dict[str, Any]:
+        opts = super().check(comp)
+        for i, entry in enumerate(opts.get("binaries", [])):
+            where = f"{comp.directory / 'kubemips.toml'}: [go] binaries[{i}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{where}: must be a table {{ name = ..., package = ... }}")
+            check_table(where, entry, _BINARY, required=("name", "package"))
+        return opts
+
+    def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
+        return comp.directory, "Dockerfile"
+
+    def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+        check_arch(comp, arch)
+        doc: dict[str, Any] = {
+            "context": tree_digest(comp.directory),
+            "engine": ctx.engines.for_arch(arch).server_version(),
+            "archive": archive_inputs(arch, ctx),
+        }
+        if comp.build.get("binaries"):
+            go = _GO.inputs(comp, image, arch, ctx)
+            doc["go"] = {k: go[k] for k in ("go", "sources", "binaries")}
+        return doc
+
+    def build(
+        self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
+    ) -> BuildOutput:
+        check_arch(comp, arch)
+        what = f"{image.name}/{arch.name}"
+        work = ctx.workdir(comp, arch, image)
+        context = work / "context"
+        if context.exists():
+            shutil.rmtree(context)
+        shutil.copytree(comp.directory, context, ignore=shutil.ignore_patterns("kubemips.toml"))
+        if comp.build.get("binaries"):
+            artifacts = _GO._compile(comp, arch, ctx)
+            for binary in artifacts.iterdir():
+                shutil.copy2(binary, context / binary.name)
+        dockerfile = context / "Dockerfile"
+        text = dockerfile.read_text()
+        parent = base.ref if base else "scratch"
+        if "ARG BASEIMAGE" not in text:
+            text = re.sub(r"^(FROM\s+)BASEIMAGE\b", lambda m: m.group(1) + parent, text, flags=re.MULTILINE)
+        text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("CROSS_BUILD_")) + "\n"
+        dockerfile.write_text(text)
+        image_id = ctx.engines.for_arch(arch).build(
+            context,
+            dockerfile="Dockerfile",
+            buildargs={"BASEIMAGE": parent, "ARCH": arch.oci},
+            arch=arch,
+            log_path=work / "build.log",
+            what=what,
+        )
+        config, layers, packages = export_layers(ctx, arch, image_id, base, work, what)
+        labels = {}
+        if packages.strip():
+            labels["org.kubemips.debian.packages"] = ", ".join(packages.split())
+        return BuildOutput(layers, [], labels=labels, config=config)
+
+
+class AliasBuilder(Builder):
+    """An e2e entry that republishes another project image under its own name and tag.
+
+    No new layers: the config is the source's, relabelled (``org.kubemips.alias-of``), so
+    the e2e suite's ``etcd:3.3.15`` runs the project's etcd and says which one it is.
+    """
+
+    kind: ClassVar[str] = "alias"
+    options: ClassVar[Mapping[str, type]] = {"alias": str}
+
+    def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+        return {"alias": comp.build["alias"], "text": hashlib.sha256(comp.raw.encode()).hexdigest()}
+
+    def build(
+        self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
+    ) -> BuildOutput:
+        if base is None:
+            raise BuildError(f"{comp.file}: alias of nothing")
+        return BuildOutput([], [f"alias of {base.name}"])

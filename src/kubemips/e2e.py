@@ -1,0 +1,185 @@
+"""The conformance-test image catalog, in upstream's own folder format.
+
+``e2e-images/<name>/`` holds what Kubernetes' ``test/images/<name>/`` holds: ``VERSION``
+(one line), ``BASEIMAGE`` (``linux/ARCH=REGISTRY/parent:tag`` lines), a ``Dockerfile``
+(``ARG BASEIMAGE`` or the older literal ``FROM BASEIMAGE``), optionally ``ALIAS`` (this
+entry republishes another project image under its own name and tag, e.g. the e2e
+suite's ``etcd:3.3.15`` is the project's etcd).  So an upstream folder can be dropped in.
+
+An optional ``kubemips.toml`` adds what upstream keeps elsewhere: the repository name
+when it differs from the folder (``nginx-1.14`` -> ``nginx``), Go binaries built from the
+Kubernetes tree into the build context (image-util.sh's ``bin`` step, cross-compiled
+here), the smoke check, and a note of what the image really contains.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .arch import Arch, parse_arch
+from .components import Component, ImageDef, SmokeDef, _smoke
+from .errors import ConfigError
+from .schema import check_table, read_toml, str_list, str_map
+
+E2E_DIR = "e2e-images"
+META = "kubemips.toml"
+_META = {"repo": str, "content": str, "smoke": dict, "go": dict, "labels": dict, "env": list}
+_GO = {"source": str, "binaries": list, "ldflags": list}
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DEFAULT_SMOKE = SmokeDef(command=("/bin/sh", "-c", "uname -m"), expect="^{uname}$", timeout=120, env=())
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    """One BASEIMAGE line: the parent for one arch, as written."""
+
+    arch: Arch
+    value: str  # e.g. REGISTRY/debian-base:1.0.0 or alpine:3.8
+
+    def project_ref(self) -> tuple[str, str] | None:
+        """(repo, tag) when the parent is an image of this registry (REGISTRY/...)."""
+        if not self.value.startswith("REGISTRY/"):
+            return None
+        repo, _, tag = self.value.removeprefix("REGISTRY/").rpartition(":")
+        tag = tag.removesuffix(f"-{self.arch.tag_suffix}")
+        return repo, tag
+
+
+def _read_one_line(path: Path, what: str) -> str:
+    text = path.read_text().strip()
+    if not text or "\n" in text:
+        raise ConfigError(f"{path}: {what} must be exactly one non-empty line")
+    return text
+
+
+def parse_baseimage(path: Path) -> dict[Arch, BaseRef]:
+    refs: dict[Arch, BaseRef] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not value.strip():
+            raise ConfigError(f"{path}:{n}: expected 'linux/ARCH=IMAGE', got {line!r}")
+        try:
+            arch = parse_arch(key.strip())
+        except ConfigError as exc:
+            raise ConfigError(f"{path}:{n}: {exc}") from None
+        refs[arch] = BaseRef(arch, value.strip())
+    return refs
+
+
+def load_folder(root: Path, folder: Path) -> Component:
+    rel = folder.relative_to(root / E2E_DIR).as_posix()
+    where = str(folder)
+    version = _read_one_line(folder / "VERSION", "VERSION")
+    if not _TAG.match(version):
+        raise ConfigError(f"{folder / 'VERSION'}: {version!r} is not a valid image tag")
+    meta = check_table(f"{folder / META}", read_toml(folder / META), _META) if (folder / META).exists() else {}
+    alias = (folder / "ALIAS").read_text().strip() if (folder / "ALIAS").exists() else ""
+    dockerfile = folder / "Dockerfile"
+    if not alias and not dockerfile.is_file():
+        raise ConfigError(f"{where}: needs a Dockerfile (or an ALIAS naming the image it republishes)")
+    bases = parse_baseimage(folder / "BASEIMAGE") if (folder / "BASEIMAGE").exists() else {}
+    build: dict[str, Any] = {}
+    if "go" in meta:
+        go = check_table(f"{folder / META}: [go]", meta["go"], _GO, required=("binaries",))
+        build = {
+            "binaries": go["binaries"],
+            "ldflags": go.get("ldflags", []),
+            "go-source": go.get("source", "hyperkube"),
+        }
+    smoke = _smoke(f"{folder / META}: [smoke]", meta["smoke"], version) if "smoke" in meta else DEFAULT_SMOKE
+    raw = "\n".join(
+        f"--- {p.name}\n{p.read_text()}" for p in sorted(folder.iterdir()) if p.is_file() and p.suffix != ".go"
+    )
+    labels = str_map(where, "labels", meta.get("labels", {}))
+    if meta.get("content"):
+        labels = {**labels, "org.kubemips.content": meta["content"]}
+    image = ImageDef(
+        name=rel,
+        repo=meta.get("repo", rel),
+        base="scratch",
+        entrypoint=None,
+        cmd=None,
+        env=str_list(where, "env", meta.get("env", [])),
+        labels=labels,
+        workdir="",
+        user="",
+        expose=(),
+        files={},
+        smoke=smoke,
+    )
+    return Component(
+        name="e2e-" + rel.replace("/", "-"),
+        description=meta.get("content", "") or f"conformance test image {rel}",
+        version=version,
+        tag=version,
+        directory=folder,
+        file=folder / ("ALIAS" if alias else "Dockerfile"),
+        kind="alias" if alias else "e2e-dockerfile",
+        build={**build, "alias": alias} if alias else build,
+        sources={},
+        images=(image,),
+        raw=raw,
+        e2e_bases=bases,
+        e2e=True,
+    )
+
+
+def folders(root: Path) -> list[Path]:
+    base = root / E2E_DIR
+    if not base.is_dir():
+        return []
+    return sorted(p.parent for p in base.rglob("VERSION"))
+
+
+def resolve_bases(
+    comps: Mapping[str, Component], images: Mapping[str, tuple[Component, ImageDef]]
+) -> dict[str, Component]:
+    """Turn each e2e entry's BASEIMAGE / ALIAS into a project image id (a FROM edge)."""
+    by_ref = {(img.repo, comp.tag): name for name, (comp, img) in images.items()}
+    resolved: dict[str, Component] = {}
+    for comp in comps.values():
+        if not comp.e2e:
+            continue
+        (image,) = comp.images
+        if comp.kind == "alias":
+            target = comp.build["alias"]
+            if target not in images:
+                raise ConfigError(f"{comp.file}: names '{target}', which is not an image of this project")
+            source_comp, source_image = images[target]
+            image = replace(image, base=target, smoke=source_image.smoke, env=())
+            labels = {**image.labels, "org.kubemips.alias-of": f"{source_image.repo}:{source_comp.tag}"}
+            image = replace(image, labels=labels)
+        else:
+            parents = set()
+            for ref in comp.e2e_bases.values():
+                project = ref.project_ref()
+                if project is not None:
+                    if project not in by_ref:
+                        raise ConfigError(
+                            f"{comp.directory / 'BASEIMAGE'}: {ref.value} for {ref.arch.platform} is not an image "
+                            "this project builds"
+                        )
+                    parents.add(by_ref[project])
+            if len(parents) > 1:
+                raise ConfigError(
+                    f"{comp.directory / 'BASEIMAGE'}: every arch must use the same parent image, got {sorted(parents)}"
+                )
+            if parents:
+                image = replace(image, base=parents.pop())
+            if comp.build.get("binaries"):
+                # Go sources live in the Kubernetes tree: the named component's pinned source.
+                provider = comps.get(comp.build["go-source"])
+                if provider is None:
+                    raise ConfigError(
+                        f"{comp.directory / META}: [go] source '{comp.build['go-source']}' is not a component"
+                    )
+                comp = replace(comp, sources=provider.sources)
+        resolved[comp.name] = replace(comp, images=(image,))
+    return resolved
