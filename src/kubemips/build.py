@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import log, oci
-from .arch import Arch
+from .arch import Arch, from_oci
 from .builders import BaseImage, BuildContext, BuildOutput, builder_for
 from .components import ImageDef
 from .config import Settings
@@ -28,7 +28,7 @@ from .engine import Engines
 from .errors import BuildError, KubemipsError, SmokeError
 from .host import check_emulation
 from .plan import ImageNode, ListNode, Node, Plan
-from .registry import Registry
+from .registry import Manifest, Registry
 from .verify import verify_image, verify_list
 
 ASSEMBLY_VERSION = "1"
@@ -284,9 +284,11 @@ class Runner:
             child = results[f"{node.image.name}/{arch.name}"]
             assert isinstance(child, ImageResult) and child.ok
             entries.append(oci.ListEntry(arch, child.digest, child.manifest_size))
+        existing = self.registry.get_manifest(name, node.tag)
+        kept = self._other_arches(name, node, existing)
+        entries += kept
         raw = oci.canonical_json(oci.manifest_list(entries))
         digest = oci.sha256_digest(raw)
-        existing = self.registry.get_manifest(name, node.tag)
         if existing is not None and existing.digest == digest:
             res.status = "unchanged"
         else:
@@ -295,8 +297,28 @@ class Runner:
             res.status = "published"
         verify_list(self.registry, name, node.tag, node.arches, expected=digest)
         res.digest = digest
-        log.info(f"[{node.id}] {res.status} {self.registry.ref(name, node.tag)} ({digest[:19]}), verified")
+        also = f"; kept {', '.join(e.arch.name for e in kept)} from the previous list" if kept else ""
+        log.info(f"[{node.id}] {res.status} {self.registry.ref(name, node.tag)} ({digest[:19]}), verified{also}")
         return res
+
+    def _other_arches(self, name: str, node: ListNode, existing: Manifest | None) -> list[oci.ListEntry]:
+        """Entries of the current list for arches this run did not build (``--arch amd64``
+        must not drop mips64le from a list), when their images are still intact."""
+        if existing is None or not existing.is_list:
+            return []
+        kept = []
+        for entry in existing.doc.get("manifests", []):
+            platform = entry.get("platform", {})
+            arch = from_oci(platform.get("architecture", ""), platform.get("variant"))
+            if arch is None or arch in node.arches:
+                continue
+            try:
+                verify_image(self.registry, name, entry["digest"], arch)
+            except KubemipsError:
+                log.warn(f"[{node.id}] dropping {arch.platform} from the list: its image is no longer intact")
+                continue
+            kept.append(oci.ListEntry(arch, entry["digest"], int(entry["size"]), entry.get("mediaType", oci.MANIFEST)))
+        return kept
 
     # -- walk ---------------------------------------------------------------------------
     def run(self, plan: Plan, *, preset: Mapping[str, ImageResult] | None = None) -> Report:

@@ -58,8 +58,14 @@ class Engine:
     def pull(self, ref: str, arch: Arch) -> None:
         import docker.errors
 
+        repo, _, digest = ref.partition("@")
         try:
-            self.client.images.pull(ref, platform=arch.platform)
+            # The low-level stream reports pull errors (a malformed image, say) in-band.
+            for event in self.client.api.pull(
+                repo, tag=digest or None, platform=arch.platform, stream=True, decode=True
+            ):
+                if "error" in event:
+                    raise SmokeError(f"docker could not pull {ref}: {event['error']}")
         except docker.errors.APIError as exc:
             raise SmokeError(f"docker could not pull {ref}: {exc.explanation or exc}") from None
 

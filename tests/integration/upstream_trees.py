@@ -110,9 +110,79 @@ STAT_DEV_PATCH = """--- a/pkg/fsutil/dev.go
 """
 
 
+_TEST_WEBSERVER = """
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+)
+
+var port = flag.Int("port", 80, "Port number.")
+
+// Serves the container's filesystem, as upstream's test-webserver does.
+func main() {
+	flag.Parse()
+	log.Fatal(http.ListenAndServe(fmt.Sprintf(":%d", *port), http.FileServer(http.Dir("/"))))
+}
+"""
+
+_MOUNTTEST = """
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+var (
+	fsTypePath    = flag.String("fs_type", "", "Path to print the filesystem type of")
+	fileModePath  = flag.String("file_mode", "", "Path to print the mode of")
+	fileOwnerPath = flag.String("file_owner", "", "Path to print the owner UID of")
+)
+
+func main() {
+	flag.Parse()
+	if *fsTypePath != "" {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(*fsTypePath, &st); err != nil {
+			fmt.Printf("error from statfs(%q): %v\\n", *fsTypePath, err)
+			os.Exit(1)
+		}
+		fmt.Printf("mount type of %q: %v\\n", *fsTypePath, st.Type)
+	}
+	if *fileModePath != "" {
+		info, err := os.Stat(*fileModePath)
+		if err != nil {
+			fmt.Printf("error from Stat(%q): %v\\n", *fileModePath, err)
+			os.Exit(1)
+		}
+		fmt.Printf("mode of file %q: %v\\n", *fileModePath, info.Mode())
+	}
+	if *fileOwnerPath != "" {
+		info, err := os.Stat(*fileOwnerPath)
+		if err != nil {
+			fmt.Printf("error from Stat(%q): %v\\n", *fileOwnerPath, err)
+			os.Exit(1)
+		}
+		fmt.Printf("owner UID of %q: %v\\n", *fileOwnerPath, info.Sys().(*syscall.Stat_t).Uid)
+	}
+}
+"""
+
+
 def kubernetes(root: Path, *, split: bool = False, stat_bug: bool = False) -> Path:
     """k8s.io/kubernetes: cmd/hyperkube (<= v1.16) or one cmd/<server> each (>= v1.17)."""
-    files = {"go.mod": "module k8s.io/kubernetes\n\ngo 1.12\n", "pkg/version/base.go": _K8S_VERSION}
+    files = {
+        "go.mod": "module k8s.io/kubernetes\n\ngo 1.12\n",
+        "pkg/version/base.go": _K8S_VERSION,
+        "test/images/test-webserver/test-webserver.go": _TEST_WEBSERVER,
+        "test/images/mounttest/mt.go": _MOUNTTEST,
+    }
     if split:
         for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet", "kubectl"):
             files[f"cmd/{name}/main.go"] = _K8S_MAIN
