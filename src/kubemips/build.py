@@ -263,7 +263,8 @@ class Runner:
             ref, arch, smoke.command, env=smoke.env, entrypoint=smoke.entrypoint, timeout=smoke.timeout
         )
         pattern = smoke.pattern(comp.version, arch)
-        if outcome.exit_code != 0 or not pattern.search(outcome.output):
+        match = pattern.search(outcome.output)
+        if outcome.exit_code != 0 or match is None:
             res.smoke = "fail"
             raise SmokeError(
                 f"[{node.id}] smoke check failed: `{' '.join(smoke.command)}` exited {outcome.exit_code}, "
@@ -272,7 +273,7 @@ class Runner:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(outcome.output)
         res.smoke = "pass"
-        first = outcome.output.strip().splitlines()[:1]
+        first = match.group(0).strip().splitlines()[:1]
         log.info(f"[{node.id}] smoke pass on {arch.platform}: {first[0] if first else ''}")
 
     # -- list ---------------------------------------------------------------------------

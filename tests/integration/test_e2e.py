@@ -1,0 +1,199 @@
+"""The conformance e2e image catalog, for amd64 and mips64el (mips64el under QEMU).
+
+Images from Debian's packages build for real; images whose Go sources live in the
+Kubernetes tree build from a tree the test creates, through --source.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kubemips.registry import Registry
+
+from . import upstream_trees
+from .conftest import BIN, REPO, Built, Cli, docker, skopeo_raw
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+BOTH = "amd64,mips64el"
+LIBRARY = {
+    "busybox": ["1.29"],
+    "redis": ["5.0.5-alpine"],
+    "nginx": ["1.14-alpine", "1.15-alpine"],
+    "httpd": ["2.4.38-alpine", "2.4.39-alpine"],
+    "perl": ["5.26"],
+}
+
+
+def arches_of(cli: Cli, repo: str, tag: str) -> set[str]:
+    doc = json.loads(skopeo_raw(f"{cli.registry}/{repo}:{tag}"))
+    return {m["platform"]["architecture"] for m in doc["manifests"]}
+
+
+@pytest.fixture(scope="module")
+def library(cli: Cli) -> subprocess.CompletedProcess[str]:
+    """The issue's own command: `nox -s e2e_images -- busybox redis nginx httpd perl`."""
+    proc = subprocess.run(
+        [str(BIN / "nox"), "-s", "e2e_images", "--", *LIBRARY],
+        cwd=REPO,
+        env=cli.environ(None),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_library_images_hold_both_arches(library: subprocess.CompletedProcess[str], cli: Cli) -> None:
+    for repo, tags in LIBRARY.items():
+        for tag in tags:
+            assert arches_of(cli, repo, tag) == {"amd64", "mips64le"}, f"{repo}:{tag}"
+    config = json.loads(skopeo_raw(f"{cli.registry}/redis:5.0.5-alpine-linux-mips64le", config=True))
+    labels = config["config"]["Labels"]
+    assert "redis-server=5:7." in labels["org.kubemips.debian.packages"]  # what it really is
+    assert labels["org.kubemips.content"].startswith("Debian's redis-server")
+
+
+def test_mips64le_redis_answers_ping(library: subprocess.CompletedProcess[str], cli: Cli) -> None:
+    script = "redis-server --daemonize yes >/dev/null; sleep 2; redis-cli ping"
+    out = docker(
+        "run", "--rm", "--network", "none", "--platform", "linux/mips64le",
+        f"{cli.registry}/redis:5.0.5-alpine", "sh", "-c", script, timeout=300,
+    )  # fmt: skip
+    assert out.stdout.strip().endswith("PONG")
+    which = docker(
+        "run",
+        "--rm",
+        "--platform",
+        "linux/mips64le",
+        f"{cli.registry}/redis:5.0.5-alpine",
+        "sh",
+        "-c",
+        "command -v redis-server redis-cli",
+    )
+    assert which.stdout.split() == ["/usr/bin/redis-server", "/usr/bin/redis-cli"]
+
+
+@pytest.fixture(scope="module")
+def from_kubernetes_tree(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    tree = upstream_trees.kubernetes(tmp_path_factory.mktemp("k8s-e2e"))
+    return cli.invoke_build_task(
+        "e2e-images", "--what", "kitten,nautilus,mounttest-user", "--source", str(tree), "--arch", BOTH
+    )
+
+
+def test_go_images_from_the_kubernetes_tree(from_kubernetes_tree: Built, cli: Cli) -> None:
+    for name in ("test-webserver", "kitten", "nautilus", "mounttest", "mounttest-user"):
+        for arch in ("amd64", "mips64el"):
+            image = from_kubernetes_tree.image(name, arch)
+            assert image["smoke"] in ("pass", "cached"), image
+        assert arches_of(cli, name, "1.0") == {"amd64", "mips64le"}
+    out = docker(
+        "run", "--rm", "--platform", "linux/mips64le", f"{cli.registry}/mounttest-user:1.0", "--file_owner=/mounttest"
+    )
+    assert out.stdout.strip() == 'owner UID of "/mounttest": 0'
+    user = json.loads(skopeo_raw(f"{cli.registry}/mounttest-user:1.0-linux-mips64le", config=True))["config"]["User"]
+    assert user == "1001"
+
+
+def test_debian_test_images_and_aliases(cli: Cli) -> None:
+    what = "dnsutils,jessie-dnsutils,ipc-utils,nonroot,volume/nfs,etcd-3.3.15,debian-base-0.4.1"
+    built = cli.invoke_build_task("e2e-images", "--what", what, "--arch", BOTH)
+    for name in what.split(","):
+        for arch in ("amd64", "mips64el"):
+            image = built.image(name, arch)
+            assert (image["status"], image["smoke"]) in (("built", "pass"), ("cached", "cached")), image
+    assert arches_of(cli, "volume/nfs", "1.0") == {"amd64", "mips64le"}
+    # The aliases are the project's images under the tags the e2e suite pulls.
+    etcd = json.loads(skopeo_raw(f"{cli.registry}/etcd:3.3.15-linux-mips64le", config=True))
+    assert etcd["config"]["Labels"]["org.kubemips.alias-of"] == "etcd:3.4.23"
+    assert "etcd-server=3.4.23" in etcd["config"]["Labels"]["org.kubemips.debian.packages"]
+    out = docker("run", "--rm", "--platform", "linux/mips64le", f"{cli.registry}/etcd:3.3.15", "etcd", "--version")
+    assert "etcd Version: 3.4.23" in out.stdout
+
+
+def test_repo_list_points_every_key_at_the_registry(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "repo-list.yaml"
+    proc = cli.invoke("e2e-repo-list", "--out", str(out))
+    assert proc.stdout.strip() == str(out)
+    pairs = dict(line.split(": ", 1) for line in out.read_text().splitlines() if not line.startswith("#"))
+    assert set(pairs) == {
+        "dockerLibraryRegistry", "e2eRegistry", "gcRegistry", "gcrReleaseRegistry", "googleContainerRegistry",
+        "sampleRegistry", "privateRegistry", "invalidRegistry", "gcAuthenticatedRegistry", "quayK8sCSI",
+    }  # fmt: skip
+    assert set(pairs.values()) == {json.dumps(cli.registry)}
+
+
+def test_e2e_list_and_coverage_name_the_whole_catalog(
+    library: subprocess.CompletedProcess[str], cli: Cli, tmp_path: Path
+) -> None:
+    listing = cli.invoke("e2e-list").stdout
+    assert "gcr.io/kubernetes-e2e-test-images/agnhost:2.6" in listing
+    assert "docker.io/library/redis:5.0.5-alpine" in listing and f"{cli.registry}/redis:5.0.5-alpine" in listing
+    assert "deliberately invalid" in listing and "out of scope: Windows" in listing
+    md = tmp_path / "coverage.md"
+    cli.invoke("e2e-coverage", "--markdown", str(md))
+    rows = [line for line in md.read_text().splitlines() if line.startswith("| ") and not line.startswith("| image")]
+    assert len(rows) == 2 * 46  # every catalog entry, for each arch
+    redis = [r for r in rows if r.startswith("| redis:5.0.5-alpine |")]
+    assert len(redis) == 2 and all("| yes |" in r and "redis-server=" in r for r in redis)
+    assert any(r.startswith("| cuda-vector-add:1.0 | mips64el | not provided |") for r in rows)
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    (project / "components").mkdir(parents=True)
+    shutil.copytree(REPO / "components" / "debian-base", project / "components" / "debian-base")
+    (project / "kubemips.toml").write_text("")
+    return project
+
+
+def _folder(project: Path, name: str, *, version: str = "1.0", baseimage: str = "", dockerfile: str = "") -> Path:
+    d = project / "e2e-images" / name
+    d.mkdir(parents=True)
+    (d / "VERSION").write_text(version + "\n")
+    if baseimage:
+        (d / "BASEIMAGE").write_text(baseimage)
+    (d / "Dockerfile").write_text(dockerfile or "ARG BASEIMAGE\nFROM ${BASEIMAGE}\nRUN true\n")
+    return d
+
+
+def test_bad_e2e_folders(cli: Cli, registry: Registry, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    both = "linux/amd64=REGISTRY/debian-base:1.0.0\nlinux/mips64le=REGISTRY/debian-base:1.0.0\n"
+    _folder(project, "good", baseimage=both)
+    _folder(project, "amd64-only", baseimage="linux/amd64=REGISTRY/debian-base:1.0.0\n")
+    _folder(project, "alpine", baseimage="linux/amd64=alpine:3.8\nlinux/mips64le=alpine:3.8\n")
+    _folder(
+        project,
+        "fails-under-qemu",
+        baseimage=both,
+        dockerfile='ARG BASEIMAGE\nFROM ${BASEIMAGE}\nRUN test "$(uname -m)" = x86_64\n',
+    )
+    built = cli.build("--what", "good,amd64-only,alpine,fails-under-qemu", "--arch", BOTH, cwd=project, check=False)
+    assert built.proc.returncode == 1
+    assert built.list("good")["status"] in ("published", "unchanged")
+    amd = built.image("amd64-only", "mips64el")
+    assert amd["status"] == "failed" and "BASEIMAGE: no line for linux/mips64le" in amd["error"]
+    assert built.list("amd64-only")["status"] == "not published" and registry.get_manifest("amd64-only", "1.0") is None
+    assert "alpine:3.8 is not an image this project builds" in built.image("alpine", "amd64")["error"]
+    qemu = built.image("fails-under-qemu", "mips64el")
+    assert qemu["status"] == "failed" and "Dockerfile build failed" in qemu["error"]
+    assert built.image("fails-under-qemu", "amd64")["status"] == "built"
+    assert registry.get_manifest("fails-under-qemu", "1.0") is None
+
+    # A malformed VERSION and a FROM cycle stop before anything runs, naming the folder.
+    bad = _project(tmp_path / "v")
+    _folder(bad, "empty-version", version="")
+    proc = cli.invoke("build", "--what", "debian-base", cwd=bad, check=False)
+    assert proc.returncode == 2 and "empty-version/VERSION: VERSION must be exactly one non-empty line" in proc.stderr
+    cyc = _project(tmp_path / "c")
+    _folder(cyc, "a", baseimage="linux/amd64=REGISTRY/b:1.0\n")
+    _folder(cyc, "b", baseimage="linux/amd64=REGISTRY/a:1.0\n")
+    proc = cli.invoke("build", "--what", "a", "--arch", "amd64", cwd=cyc, check=False)
+    assert proc.returncode == 2 and "FROM cycle between images: a -> b -> a" in proc.stderr
