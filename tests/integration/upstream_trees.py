@@ -175,6 +175,108 @@ func main() {
 """
 
 
+_AGNHOST = """
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// A few of agnhost's subcommands, with upstream's names and flags.
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: agnhost COMMAND")
+		os.Exit(1)
+	}
+	switch os.Args[1] {
+	case "pause":
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+		fmt.Println("Paused")
+		<-c
+	case "netexec":
+		fs := flag.NewFlagSet("netexec", flag.ExitOnError)
+		port := fs.Int("http-port", 8080, "HTTP listen port.")
+		fs.Parse(os.Args[2:])
+		http.HandleFunc("/hostname", func(w http.ResponseWriter, r *http.Request) {
+			h, _ := os.Hostname()
+			fmt.Fprint(w, h)
+		})
+		http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, r.FormValue("msg"))
+		})
+		log.Fatal(http.ListenAndServe(fmt.Sprintf(":%d", *port), nil))
+	default:
+		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
+		os.Exit(1)
+	}
+}
+"""
+
+_NNP = """
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() { fmt.Printf("Effective uid: %d\\n", os.Geteuid()) }
+"""
+
+_LISTENER = """
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+)
+
+var port = flag.Int("port", 8080, "Port number.")
+
+func main() {
+	flag.Parse()
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "%s") })
+	log.Fatal(http.ListenAndServe(fmt.Sprintf(":%%d", *port), nil))
+}
+"""
+
+_CONSUME_CPU = """
+package main
+
+import (
+	"flag"
+	"fmt"
+	"time"
+)
+
+var (
+	millicores  = flag.Int("millicores", 0, "millicores to consume")
+	durationSec = flag.Int("duration-sec", 0, "how long to consume")
+)
+
+func main() {
+	flag.Parse()
+	end := time.Now().Add(time.Duration(*durationSec) * time.Second)
+	for time.Now().Before(end) {
+		busy := time.Now().Add(time.Duration(*millicores) * time.Millisecond / 10)
+		for time.Now().Before(busy) {
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("consumed %d millicores for %ds\\n", *millicores, *durationSec)
+}
+"""
+
+
 def kubernetes(root: Path, *, split: bool = False, stat_bug: bool = False) -> Path:
     """k8s.io/kubernetes: cmd/hyperkube (<= v1.16) or one cmd/<server> each (>= v1.17)."""
     files = {
@@ -182,6 +284,11 @@ def kubernetes(root: Path, *, split: bool = False, stat_bug: bool = False) -> Pa
         "pkg/version/base.go": _K8S_VERSION,
         "test/images/test-webserver/test-webserver.go": _TEST_WEBSERVER,
         "test/images/mounttest/mt.go": _MOUNTTEST,
+        "test/images/agnhost/agnhost.go": _AGNHOST,
+        "test/images/nonewprivs/nnp.go": _NNP,
+        "test/images/resource-consumer/resource_consumer.go": _LISTENER % "resource-consumer",
+        "test/images/resource-consumer/consume-cpu/consume_cpu.go": _CONSUME_CPU,
+        "test/images/resource-consumer-controller/controller.go": _LISTENER % "resource-consumer-controller",
     }
     if split:
         for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet", "kubectl"):
