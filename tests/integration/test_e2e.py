@@ -74,7 +74,7 @@ def test_mips64le_redis_answers_ping(library: subprocess.CompletedProcess[str], 
         f"{cli.registry}/redis:5.0.5-alpine",
         "sh",
         "-c",
-        "command -v redis-server redis-cli",
+        "for c in redis-server redis-cli; do command -v $c; done",
     )
     assert which.stdout.split() == ["/usr/bin/redis-server", "/usr/bin/redis-cli"]
 
@@ -82,17 +82,18 @@ def test_mips64le_redis_answers_ping(library: subprocess.CompletedProcess[str], 
 @pytest.fixture(scope="module")
 def from_kubernetes_tree(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Built:
     tree = upstream_trees.kubernetes(tmp_path_factory.mktemp("k8s-e2e"))
-    return cli.invoke_build_task(
-        "e2e-images", "--what", "kitten,nautilus,mounttest-user", "--source", str(tree), "--arch", BOTH
-    )
+    what = "kitten,nautilus,mounttest-user,agnhost,nonewprivs,resource-consumer,resource-consumer-controller"
+    return cli.invoke_build_task("e2e-images", "--what", what, "--source", str(tree), "--arch", BOTH)
 
 
 def test_go_images_from_the_kubernetes_tree(from_kubernetes_tree: Built, cli: Cli) -> None:
-    for name in ("test-webserver", "kitten", "nautilus", "mounttest", "mounttest-user"):
+    names = dict.fromkeys(["test-webserver", "kitten", "nautilus", "mounttest", "mounttest-user", "nonewprivs"], "1.0")
+    names.update({"agnhost": "2.6", "resource-consumer": "1.5", "resource-consumer-controller": "1.0"})
+    for name, tag in names.items():
         for arch in ("amd64", "mips64el"):
             image = from_kubernetes_tree.image(name, arch)
             assert image["smoke"] in ("pass", "cached"), image
-        assert arches_of(cli, name, "1.0") == {"amd64", "mips64le"}
+        assert arches_of(cli, name, tag) == {"amd64", "mips64le"}
     out = docker(
         "run", "--rm", "--platform", "linux/mips64le", f"{cli.registry}/mounttest-user:1.0", "--file_owner=/mounttest"
     )
@@ -102,7 +103,7 @@ def test_go_images_from_the_kubernetes_tree(from_kubernetes_tree: Built, cli: Cl
 
 
 def test_debian_test_images_and_aliases(cli: Cli) -> None:
-    what = "dnsutils,jessie-dnsutils,ipc-utils,nonroot,volume/nfs,etcd-3.3.15,debian-base-0.4.1"
+    what = "dnsutils,jessie-dnsutils,ipc-utils,nonroot,volume/nfs,gb-frontend,etcd-3.3.15,debian-base-0.4.1"
     built = cli.invoke_build_task("e2e-images", "--what", what, "--arch", BOTH)
     for name in what.split(","):
         for arch in ("amd64", "mips64el"):
