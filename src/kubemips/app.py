@@ -94,6 +94,27 @@ def plan_for(s: Settings, what: str | Sequence[str], *, version: str = "", sourc
 SourceMap = dict[str, dict[str, Path]]
 
 
+def check_sources(plan: Plan, sources: SourceMap) -> None:
+    """Every Go source a planned image compiles from is pinned or given with --source."""
+    from . import versions
+
+    for comp in {node.comp.name: node.comp for node in plan.nodes}.values():
+        binaries = comp.build.get("binaries") or []
+        needed = {
+            b.get("source", "main")
+            for b in binaries
+            if isinstance(b, dict) and (not b.get("versions") or versions.in_range(comp.version, b["versions"]))
+        }
+        missing = sorted(n for n in needed if n not in comp.sources and n not in sources.get(comp.name, {}))
+        if missing:
+            flag = "--source DIR" if missing == ["main"] else "--source " + ",".join(f"{m}=DIR" for m in missing)
+            names = ", ".join(f"'{m}'" for m in missing)
+            raise ConfigError(
+                f"{comp.file}: no pinned source {names} for {comp.name} {comp.version}; "
+                f"pin it there or give a local tree with {flag}"
+            )
+
+
 def shard_plan(plan: Plan) -> Plan:
     """Only the requested images' per-arch nodes: no lists, bases provided from outside."""
     keep: list[Node] = [n for n in plan.nodes if isinstance(n, ImageNode) and n.image.name in plan.requested]
@@ -176,6 +197,7 @@ def build(
         for node in plan.nodes:
             if node.comp.e2e and node.comp.build.get("binaries"):
                 sources[node.comp.name] = {"main": tree}
+    check_sources(plan, sources)
     sharded = bool(digests_dir)
     if sharded:
         plan = shard_plan(plan)

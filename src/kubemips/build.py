@@ -31,7 +31,7 @@ from .plan import ImageNode, ListNode, Node, Plan
 from .registry import Manifest, Registry
 from .verify import verify_image, verify_list
 
-ASSEMBLY_VERSION = "1"
+ASSEMBLY_VERSION = "2"
 """Bumped when image assembly changes in a way that changes digests."""
 
 
@@ -150,19 +150,6 @@ class Runner:
             oci.INPUTS_LABEL: key,
         }
         base_ids = list(((base.config if base else {}).get("rootfs") or {}).get("diff_ids") or [])
-        if out.config is not None:
-            # The builder made the whole config (a Dockerfile build): keep it, add our labels.
-            config = dict(out.config)
-            cfg = dict(config.get("config") or {})
-            cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
-            config["config"] = cfg
-            want = base_ids + [layer.diff_id for layer in out.layers]
-            if config.get("rootfs", {}).get("diff_ids") != want:
-                raise BuildError(f"[{node.id}] built image layers do not extend its base {image.base} as expected")
-            platform = f"{config.get('os')}/{config.get('architecture')}"
-            if platform != f"linux/{arch.oci}":
-                raise BuildError(f"[{node.id}] built image says {platform}, expected {arch.platform}")
-            return config
         spec = oci.ImageSpec(
             env=image.env_for(arch),
             entrypoint=image.entrypoint,
@@ -172,6 +159,17 @@ class Runner:
             labels=labels,
             exposed_ports=image.expose,
         )
+        if out.config is not None:
+            # The builder made the whole config (a Dockerfile build): lay [image] over it.
+            config = dict(out.config)
+            config["config"] = oci.container_config(config.get("config") or {}, spec)
+            want = base_ids + [layer.diff_id for layer in out.layers]
+            if config.get("rootfs", {}).get("diff_ids") != want:
+                raise BuildError(f"[{node.id}] built image layers do not extend its base {image.base} as expected")
+            platform = f"{config.get('os')}/{config.get('architecture')}"
+            if platform != f"linux/{arch.oci}":
+                raise BuildError(f"[{node.id}] built image says {platform}, expected {arch.platform}")
+            return config
         return oci.image_config(
             arch,
             diff_ids=[layer.diff_id for layer in out.layers],

@@ -238,6 +238,38 @@ class ImageSpec:
     exposed_ports: Sequence[str] = ()
 
 
+def container_config(base_cfg: Mapping[str, Any], spec: ImageSpec) -> dict[str, Any]:
+    """The ``config`` part of an image config: ``base_cfg`` with ``spec`` laid over it.
+
+    Env entries replace the base's entry of the same name; entrypoint, cmd, workdir and
+    user replace the base's when given (a new entrypoint drops the base's cmd, as a
+    Dockerfile ENTRYPOINT does); labels and exposed ports add to the base's.
+    """
+    env = list(base_cfg.get("Env") or [])
+    for item in spec.env:
+        name = item.split("=", 1)[0]
+        env = [e for e in env if e.split("=", 1)[0] != name] + [item]
+    if not env:
+        env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    cfg: dict[str, Any] = {k: v for k, v in base_cfg.items() if k not in ("Env", "Labels", "Entrypoint", "Cmd")}
+    cfg["Env"] = env
+    cfg["Labels"] = {**(base_cfg.get("Labels") or {}), **dict(spec.labels)}
+    entrypoint = spec.entrypoint if spec.entrypoint is not None else base_cfg.get("Entrypoint")
+    cmd = spec.cmd if spec.cmd is not None else (None if spec.entrypoint is not None else base_cfg.get("Cmd"))
+    if entrypoint:
+        cfg["Entrypoint"] = list(entrypoint)
+    if cmd:
+        cfg["Cmd"] = list(cmd)
+    if spec.workdir:
+        cfg["WorkingDir"] = spec.workdir
+    if spec.user:
+        cfg["User"] = spec.user
+    ports = {**(base_cfg.get("ExposedPorts") or {}), **{p: {} for p in spec.exposed_ports}}
+    if ports:
+        cfg["ExposedPorts"] = ports
+    return {k: v for k, v in cfg.items() if v not in (None, "", [], {}) or k in ("Env", "Labels")}
+
+
 def image_config(
     arch: Arch,
     *,
@@ -248,32 +280,7 @@ def image_config(
     base_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A Docker image config: base config (if any) overlaid with ``spec``."""
-    base_cfg: dict[str, Any] = dict((base_config or {}).get("config") or {})
-    env = list(base_cfg.get("Env") or [])
-    for item in spec.env:
-        name = item.split("=", 1)[0]
-        env = [e for e in env if e.split("=", 1)[0] != name] + [item]
-    if not env:
-        env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-    labels = dict(base_cfg.get("Labels") or {})
-    labels.update(dict(spec.labels))
-    cfg: dict[str, Any] = {"Env": env, "Labels": labels}
-    entrypoint = spec.entrypoint if spec.entrypoint is not None else base_cfg.get("Entrypoint")
-    cmd = spec.cmd if spec.cmd is not None else (None if spec.entrypoint is not None else base_cfg.get("Cmd"))
-    if entrypoint:
-        cfg["Entrypoint"] = list(entrypoint)
-    if cmd:
-        cfg["Cmd"] = list(cmd)
-    workdir = spec.workdir or base_cfg.get("WorkingDir", "")
-    if workdir:
-        cfg["WorkingDir"] = workdir
-    user = spec.user or base_cfg.get("User", "")
-    if user:
-        cfg["User"] = user
-    ports = dict(base_cfg.get("ExposedPorts") or {})
-    ports.update({p: {} for p in spec.exposed_ports})
-    if ports:
-        cfg["ExposedPorts"] = ports
+    cfg = container_config((base_config or {}).get("config") or {}, spec)
     base_diff_ids = list(((base_config or {}).get("rootfs") or {}).get("diff_ids") or [])
     base_history = list((base_config or {}).get("history") or [])
     doc: dict[str, Any] = {
