@@ -347,10 +347,13 @@ class Catalog:
             elif item in self.components:
                 found = [img.name for img in self.components[item].images]
             else:
-                known = sorted(set(self.images) | set(self.components))
-                raise ConfigError(
-                    f"unknown image '{item}' in WHAT; known: {', '.join(known)}, all." + suggest(item, known)
+                known = sorted(
+                    set(self.images)
+                    | {img.repo for _, img in self.images.values()}
+                    | {name for name, comp in self.components.items() if not comp.e2e}
                 )
+                listed = f"known: {', '.join(known)}, all." if len(known) <= 20 else "`invoke images` lists them."
+                raise ConfigError(f"unknown image '{item}' in WHAT; {listed}" + suggest(item, known))
             names += [n for n in found if n not in names]
         return names
 

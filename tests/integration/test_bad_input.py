@@ -16,9 +16,9 @@ pytestmark = pytest.mark.integration
 def test_unknown_what(cli: Cli) -> None:
     proc = cli.invoke("build", "--what", "pause,pase", check=False)
     assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("error: unknown image 'pase' in WHAT; known: calico,")
-    assert ", pause, all. Perhaps you meant 'pause'?" in line
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown image 'pase' in WHAT; `invoke images` lists them. Perhaps you meant 'pause'?"
+    ]
     assert "Traceback" not in proc.stdout + proc.stderr
 
 

@@ -83,12 +83,14 @@ def test_mips64le_redis_answers_ping(library: subprocess.CompletedProcess[str], 
 def from_kubernetes_tree(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Built:
     tree = upstream_trees.kubernetes(tmp_path_factory.mktemp("k8s-e2e"))
     what = "kitten,nautilus,mounttest-user,agnhost,nonewprivs,resource-consumer,resource-consumer-controller"
+    what += ",sample-apiserver,apparmor-loader,conformance"
     return cli.invoke_build_task("e2e-images", "--what", what, "--source", str(tree), "--arch", BOTH)
 
 
 def test_go_images_from_the_kubernetes_tree(from_kubernetes_tree: Built, cli: Cli) -> None:
     names = dict.fromkeys(["test-webserver", "kitten", "nautilus", "mounttest", "mounttest-user", "nonewprivs"], "1.0")
     names.update({"agnhost": "2.6", "resource-consumer": "1.5", "resource-consumer-controller": "1.0"})
+    names.update({"sample-apiserver": "1.10", "apparmor-loader": "1.0", "conformance": "v1.16.2"})
     for name, tag in names.items():
         for arch in ("amd64", "mips64el"):
             image = from_kubernetes_tree.image(name, arch)
@@ -103,7 +105,7 @@ def test_go_images_from_the_kubernetes_tree(from_kubernetes_tree: Built, cli: Cl
 
 
 def test_debian_test_images_and_aliases(cli: Cli) -> None:
-    what = "dnsutils,jessie-dnsutils,ipc-utils,nonroot,volume/nfs,gb-frontend,etcd-3.3.15,debian-base-0.4.1"
+    what = "dnsutils,jessie-dnsutils,ipc-utils,nonroot,volume/nfs,gb-frontend,echoserver,etcd-3.3.15,debian-base-0.4.1"
     built = cli.invoke_build_task("e2e-images", "--what", what, "--arch", BOTH)
     for name in what.split(","):
         for arch in ("amd64", "mips64el"):
@@ -198,3 +200,13 @@ def test_bad_e2e_folders(cli: Cli, registry: Registry, tmp_path: Path) -> None:
     _folder(cyc, "b", baseimage="linux/amd64=REGISTRY/a:1.0\n")
     proc = cli.invoke("build", "--what", "a", "--arch", "amd64", cwd=cyc, check=False)
     assert proc.returncode == 2 and "FROM cycle between images: a -> b -> a" in proc.stderr
+
+
+def test_every_catalog_definition_plans(cli: Cli) -> None:
+    """Images not built in CI are still checked: every definition loads and plans."""
+    proc = cli.invoke("e2e-images", "--dry-run")
+    steps = [line for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
+    planned = {line.split()[2].rsplit(":", 1)[0].split("/", 1)[1] for line in steps}
+    for repo in ("volume/gluster", "volume/iscsi", "volume/rbd", "agnhost", "conformance", "gb-frontend", "echoserver"):
+        assert repo in planned
+    assert "dry run: nothing built" in proc.stdout

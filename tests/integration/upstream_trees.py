@@ -51,7 +51,11 @@ func main() {
 		fmt.Println("Kubernetes " + version.Get())
 		return
 	}
-	fmt.Fprintln(os.Stderr, "only --version is implemented in this test tree")
+	if len(os.Args) > 2 && os.Args[1] == "version" && os.Args[2] == "--client" {
+		fmt.Println("Client Version: " + version.Get())
+		return
+	}
+	fmt.Fprintln(os.Stderr, "only --version and version --client are implemented in this test tree")
 	os.Exit(1)
 }
 """
@@ -277,10 +281,110 @@ func main() {
 """
 
 
+_SAMPLE_APISERVER = """
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "--help" {
+		fmt.Println("Launch a wardle API server")
+		return
+	}
+	fmt.Println("serving would start here")
+}
+"""
+
+_E2E_TEST = """
+package e2e
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+)
+
+var version = flag.Bool("version", false, "print the suite's version")
+
+// TestMain stands in for the e2e suite: it answers --version and runs no specs.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if *version {
+		fmt.Println("e2e.test for Kubernetes conformance")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+"""
+
+_GINKGO = """
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		fmt.Println("Ginkgo Version 1.8.0")
+		return
+	}
+	fmt.Fprintln(os.Stderr, "usage: ginkgo [flags] TEST_BINARY -- [test flags]")
+	os.Exit(1)
+}
+"""
+
+
+_LOADER = """
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+)
+
+var (
+	poll = flag.Duration("poll", 0, "poll interval; 0 loads once")
+	_    = flag.Bool("logtostderr", false, "log to standard error (glog)")
+	_    = flag.Int("v", 0, "log verbosity (glog)")
+)
+
+// Loads the AppArmor profiles in the given directories (here: lists what it would load).
+func main() {
+	flag.Parse()
+	for _, dir := range flag.Args() {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("would load %d profiles from %s\\n", len(entries), dir)
+	}
+}
+"""
+
+
 def kubernetes(root: Path, *, split: bool = False, stat_bug: bool = False) -> Path:
     """k8s.io/kubernetes: cmd/hyperkube (<= v1.16) or one cmd/<server> each (>= v1.17)."""
     files = {
-        "go.mod": "module k8s.io/kubernetes\n\ngo 1.12\n",
+        # The staging repositories are vendored as in the real tree (vendor/k8s.io/X -> staging).
+        "go.mod": "module k8s.io/kubernetes\n\ngo 1.12\n\nrequire (\n\tgithub.com/onsi/ginkgo v1.8.0\n\tk8s.io/sample-apiserver v0.0.0\n)\n\n"
+        "replace k8s.io/sample-apiserver => ./staging/src/k8s.io/sample-apiserver\n",
+        "vendor/modules.txt": "# github.com/onsi/ginkgo v1.8.0\ngithub.com/onsi/ginkgo/ginkgo\n"
+        "# k8s.io/sample-apiserver v0.0.0 => ./staging/src/k8s.io/sample-apiserver\nk8s.io/sample-apiserver\n",
+        "vendor/k8s.io/sample-apiserver/main.go": _SAMPLE_APISERVER,
+        "staging/src/k8s.io/sample-apiserver/go.mod": "module k8s.io/sample-apiserver\n\ngo 1.12\n",
+        "staging/src/k8s.io/sample-apiserver/main.go": _SAMPLE_APISERVER,
+        "test/e2e/e2e_test.go": _E2E_TEST,
+        "vendor/github.com/onsi/ginkgo/ginkgo/main.go": _GINKGO,
+        "cmd/kubectl/main.go": _K8S_MAIN,
+        "test/images/apparmor-loader/loader.go": _LOADER,
         "pkg/version/base.go": _K8S_VERSION,
         "test/images/test-webserver/test-webserver.go": _TEST_WEBSERVER,
         "test/images/mounttest/mt.go": _MOUNTTEST,

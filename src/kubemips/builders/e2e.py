@@ -23,9 +23,8 @@ from ..errors import BuildError, ConfigError
 from ..schema import check_table
 from . import BaseImage, BuildContext, Builder, BuildOutput
 from .dockerfile import DockerfileBuilder, archive_inputs, export_layers, tree_digest
-from .golang import GoBuilder
+from .golang import BINARY_KEYS, GoBuilder
 
-_BINARY = {"name": str, "package": str, "source": str, "versions": str, "ldflags": list}
 _GO = GoBuilder()
 
 
@@ -54,7 +53,7 @@ class E2EDockerfileBuilder(DockerfileBuilder):
             where = f"{comp.directory / 'kubemips.toml'}: [go] binaries[{i}]"
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where}: must be a table {{ name = ..., package = ... }}")
-            check_table(where, entry, _BINARY, required=("name", "package"))
+            check_table(where, entry, BINARY_KEYS, required=("name", "package"))
         return opts
 
     def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:

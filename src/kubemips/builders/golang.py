@@ -28,7 +28,8 @@ from ..schema import check_table, str_list
 from . import BaseImage, BuildContext, Builder, BuildOutput
 from .dockerfile import tree_digest
 
-_BINARY = {"name": str, "package": str, "source": str, "versions": str, "ldflags": list}
+BINARY_KEYS = {"name": str, "package": str, "source": str, "versions": str, "ldflags": list, "test": bool}
+"""One Go binary: ``test = true`` compiles a package's tests (``go test -c``, e2e.test)."""
 _EXTRA = {"name": str, "file": str, "versions": str}
 
 
@@ -55,7 +56,7 @@ class GoBuilder(Builder):
             where = f"{comp.file}: [build] binaries[{i}]"
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where}: must be a table {{ name = ..., package = ... }}")
-            b = check_table(where, entry, _BINARY, required=("name", "package"))
+            b = check_table(where, entry, BINARY_KEYS, required=("name", "package"))
             if b.get("source", "main") not in comp.sources and comp.sources:
                 raise ConfigError(f"{where}: source '{b['source']}' is not one of {', '.join(comp.sources)}")
             if b.get("versions"):
@@ -189,12 +190,13 @@ class GoBuilder(Builder):
                     build_dir = link
                 elif (tree / "vendor" / "modules.txt").exists():
                     env["GOFLAGS"] = "-mod=vendor"
-                argv = ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(out / binary["name"])]
+                verb = ["test", "-c"] if binary.get("test") else ["build"]
+                argv = ["go", *verb, "-trimpath", "-ldflags", ldflags, "-o", str(out / binary["name"])]
                 tags = str_list(str(comp.file), "tags", comp.build.get("tags", []))
                 if tags:
                     argv += ["-tags", ",".join(tags)]
                 if vcs_flag:
-                    argv.insert(2, "-buildvcs=false")
+                    argv.insert(len(verb) + 1, "-buildvcs=false")
                 argv.append(binary["package"])
                 cmd.run(
                     argv,
