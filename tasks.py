@@ -216,6 +216,56 @@ def e2e_coverage(c: Context, k8s: str = "v1.16.2", registry: str = "", arch: str
         print(f"markdown: {path}")
 
 
+@task(
+    help={
+        "registry": _COMMON_HELP["registry"],
+        "k8s": "Kubernetes version (its conformance catalog names the test images)",
+        "out": "directory for the rendered manifests",
+    }
+)
+def manifests(c: Context, registry: str = "", k8s: str = "v1.16.2", out: str = "rendered-manifests") -> None:
+    """Render manifests/ (kubeadm, calico, coredns, metrics-server, conformance) for REGISTRY."""
+    from pathlib import Path
+
+    with app.edge():
+        app.render_manifests(app.settings(registry=registry), k8s, Path(out))
+
+
+@task(
+    name="verify-manifests",
+    help={"registry": _COMMON_HELP["registry"], "dir": "rendered manifests", "arch": _COMMON_HELP["arch"]},
+)
+def verify_manifests(c: Context, registry: str = "", dir: str = "rendered-manifests", arch: str = "") -> None:
+    """Check rendered manifests: API schema offline, and every image a list with every arch."""
+    from pathlib import Path
+
+    with app.edge():
+        app.verify_manifests(app.settings(registry=registry, arch=arch), Path(dir))
+
+
+@task(name="images-for-cluster", help={"registry": _COMMON_HELP["registry"], "k8s": "Kubernetes version"})
+def images_for_cluster(c: Context, registry: str = "", k8s: str = "v1.16.2") -> None:
+    """List every image a cluster of that version needs (like `kubeadm config images list`)."""
+    with app.edge():
+        for ref in app.cluster_images(app.settings(registry=registry), k8s):
+            print(ref)
+
+
+@task(
+    name="mirror",
+    help={
+        "from_": "registry to copy from (HOST[:PORT][/NAMESPACE])",
+        "registry": _COMMON_HELP["registry"],
+        "k8s": "Kubernetes version",
+        "what": "only these repositories (comma-separated)",
+    },
+)
+def mirror(c: Context, from_: str, registry: str = "", k8s: str = "v1.16.2", what: str = "") -> None:
+    """Copy the cluster images the registry lacks from another registry, checking digests."""
+    with app.edge():
+        app.mirror(app.settings(registry=registry), from_, k8s, what.replace(",", " ").split())
+
+
 @task(name="registry-start")
 def registry_start(c: Context) -> None:
     """Start the embedded registry (127.0.0.1:5000 unless configured otherwise)."""
@@ -281,6 +331,7 @@ def _component_task(comp: components.Component) -> Task[Any]:
 
 ns = Collection(
     build, bundle, matrix, merge, verify, e2e_images, e2e_list, e2e_repo_list, e2e_coverage,
+    manifests, verify_manifests, images_for_cluster, mirror,
     registry_start, registry_stop, registry_status, show_config, images,
 )  # fmt: skip
 try:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import components, config, conformance, localregistry, log, shard
+from . import components, config, conformance, localregistry, log, manifests, oci, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
 from .config import Settings
@@ -384,3 +384,82 @@ def e2e_coverage(s: Settings, k8s: str, markdown: Path | None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(md)
     return path
+
+
+def render_manifests(s: Settings, k8s: str, out: Path) -> list[Path]:
+    rendered = manifests.render(s.root, s.registry, k8s, catalog(s))
+    paths = manifests.write(rendered, out)
+    for path in paths:
+        log.info(f"wrote {path}")
+    return paths
+
+
+def verify_manifests(s: Settings, directory: Path) -> None:
+    """Schema-check every document and check every image it references is a full list."""
+    from . import k8sschema
+
+    docs = manifests.load_dir(directory)
+    problems = [p for doc in docs for p in k8sschema.validate(doc.body, doc.where)]
+    reg = open_registry(s, start=False)
+    image_problems = manifests.check_images(docs, reg, s.registry, s.arches)
+    images = sorted({ref for doc in docs for ref in manifests.images_of(doc)})
+    arches = ", ".join(a.name for a in s.arches)
+    log.print_block(f"{len(docs)} documents in {directory}, {len(images)} images, arches {arches}")
+    for text in problems + image_problems:
+        log.print_block(f"  - {text}")
+    if problems or image_problems:
+        raise KubemipsError(
+            f"{len(problems)} schema problem(s) and {len(image_problems)} image problem(s) in {directory}"
+        )
+    log.print_block("all documents valid; every image is in the registry for every arch")
+
+
+def cluster_images(s: Settings, k8s: str) -> list[str]:
+    """Every image a cluster of that version needs, as the rendered manifests name them."""
+    import yaml
+
+    refs: list[str] = []
+    for name, text in manifests.render(s.root, s.registry, k8s, catalog(s)).items():
+        for i, body in enumerate(yaml.safe_load_all(text)):
+            if isinstance(body, dict):
+                refs += manifests.images_of(manifests.Doc(Path(name), i, body))
+    return sorted(set(refs))
+
+
+def mirror(s: Settings, source: str, k8s: str, what: Sequence[str]) -> None:
+    """Copy the cluster's images that the registry lacks from ``source``, digests checked."""
+    from .config import is_loopback
+
+    dest = open_registry(s)
+    src = Registry(source, plain_http=s.insecure or is_loopback(source.split("/", 1)[0]))
+    src.ping()
+    store = oci.BlobStore(s.cache_dir / "blobs")
+    refs = cluster_images(s, k8s)
+    if what:
+        refs = [r for r in refs if r.removeprefix(s.registry + "/").rpartition(":")[0] in what]
+    rows = []
+    for ref in refs:
+        repo, _, tag = ref.removeprefix(s.registry + "/").rpartition(":")
+        if dest.get_manifest(repo, tag) is not None:
+            rows.append([ref, "present"])
+            continue
+        lst = src.get_manifest(repo, tag)
+        if lst is None:
+            rows.append([ref, f"not in {source} either"])
+            continue
+        children = [m["digest"] for m in lst.doc.get("manifests", [])] if lst.is_list else []
+        for digest in children or [lst.digest]:
+            child = src.get_manifest(repo, digest)
+            if child is None:
+                raise KubemipsError(f"{source}/{repo}@{digest} is listed but missing: not copied")
+            for desc in [child.doc["config"], *child.doc.get("layers", [])]:
+                if not dest.has_blob(repo, desc["digest"]):
+                    data = src.get_blob(repo, desc["digest"])  # checks the digest
+                    dest.push_blob(repo, store.put_bytes(data, desc.get("mediaType", oci.LAYER)))
+            dest.put_manifest(repo, digest, child.raw, child.media_type)
+        dest.put_manifest(repo, lst.digest, lst.raw, lst.media_type)
+        dest.put_manifest(repo, tag, lst.raw, lst.media_type)
+        if lst.is_list:
+            verify_list(dest, repo, tag, [], expected=lst.digest)
+        rows.append([ref, f"copied from {source} ({lst.digest[:19]}), verified"])
+    log.print_block(log.table(["image", "result"], rows))
