@@ -117,6 +117,27 @@ def _read_packages(tar: tarfile.TarFile, layer_path: str) -> str:
     return ""
 
 
+def build_and_export(
+    ctx: BuildContext,
+    arch: Arch,
+    base: BaseImage | None,
+    context: Path,
+    dockerfile: str,
+    buildargs: Mapping[str, str],
+    work: Path,
+    what: str,
+) -> BuildOutput:
+    """Build with the arch's engine, export the new layers, record installed packages."""
+    image_id = ctx.engines.for_arch(arch).build(
+        context, dockerfile=dockerfile, buildargs=buildargs, arch=arch, log_path=work / "build.log", what=what
+    )
+    config, layers, packages = export_layers(ctx, arch, image_id, base, work, what)
+    labels = {}
+    if packages.strip():
+        labels["org.kubemips.debian.packages"] = ", ".join(packages.split())
+    return BuildOutput(layers, [], labels=labels, config=config)
+
+
 class DockerfileBuilder(Builder):
     """``kind = "dockerfile"``: a Dockerfile in the component directory."""
 
@@ -152,14 +173,7 @@ class DockerfileBuilder(Builder):
         context, dockerfile = self._context(comp, image, arch, ctx)
         work = ctx.workdir(comp, arch, image)
         args = {"BASEIMAGE": base.ref if base else "scratch", **self._args(comp, image, arch)}
-        image_id = ctx.engines.for_arch(arch).build(
-            context, dockerfile=dockerfile, buildargs=args, arch=arch, log_path=work / "build.log", what=what
-        )
-        config, layers, packages = export_layers(ctx, arch, image_id, base, work, what)
-        labels = {}
-        if packages.strip():
-            labels["org.kubemips.debian.packages"] = ", ".join(packages.split())
-        return BuildOutput(layers, [], labels=labels, config=config)
+        return build_and_export(ctx, arch, base, context, dockerfile, args, work, what)
 
 
 class DebianPackagesBuilder(DockerfileBuilder):

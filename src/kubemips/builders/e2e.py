@@ -22,7 +22,7 @@ from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
 from ..schema import check_table
 from . import BaseImage, BuildContext, Builder, BuildOutput
-from .dockerfile import DockerfileBuilder, archive_inputs, export_layers, tree_digest
+from .dockerfile import DockerfileBuilder, archive_inputs, build_and_export, tree_digest
 from .golang import BINARY_KEYS, GoBuilder
 
 _GO = GoBuilder()
@@ -92,19 +92,8 @@ class E2EDockerfileBuilder(DockerfileBuilder):
             text = re.sub(r"^(FROM\s+)BASEIMAGE\b", lambda m: m.group(1) + parent, text, flags=re.MULTILINE)
         text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("CROSS_BUILD_")) + "\n"
         dockerfile.write_text(text)
-        image_id = ctx.engines.for_arch(arch).build(
-            context,
-            dockerfile="Dockerfile",
-            buildargs={"BASEIMAGE": parent, "ARCH": arch.oci},
-            arch=arch,
-            log_path=work / "build.log",
-            what=what,
-        )
-        config, layers, packages = export_layers(ctx, arch, image_id, base, work, what)
-        labels = {}
-        if packages.strip():
-            labels["org.kubemips.debian.packages"] = ", ".join(packages.split())
-        return BuildOutput(layers, [], labels=labels, config=config)
+        args = {"BASEIMAGE": parent, "ARCH": arch.oci}
+        return build_and_export(ctx, arch, base, context, "Dockerfile", args, work, what)
 
 
 class AliasBuilder(Builder):
