@@ -7,6 +7,7 @@ fresh virtualenv per session.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import nox
 from kubemips import app, components, config
 
 nox.options.sessions = ["lint", "tests"]
+# nox logs at debug level; keep the HTTP clients' request logs out of build output.
+for _noisy in ("urllib3", "docker"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 nox.options.default_venv_backend = "none"
 
 PY = sys.executable
