@@ -194,6 +194,7 @@ expect = "^Kubernetes {version}$"
     assert broken.list("kube")["status"] == "not published"
 
     # A patch that no longer applies fails loudly, naming the patch.
+    (comp / "component.toml").write_text(body)
     (comp / "patches" / "stat-dev.patch").write_text(
         upstream_trees.STAT_DEV_PATCH.replace("return st.Dev", "return st.Ino")
     )
@@ -201,7 +202,4 @@ expect = "^Kubernetes {version}$"
         "--what", "kube", "--arch", "mips64el", "--source", str(tree), "--force", cwd=project, check=False
     )
     assert stale.proc.returncode == 1
-    assert (
-        "patch" in stale.image("kube", "mips64el")["error"]
-        and "stat-dev.patch does not apply" in stale.image("kube", "mips64el")["error"]
-    )
+    assert "stat-dev.patch does not apply" in stale.image("kube", "mips64el")["error"]
