@@ -194,8 +194,10 @@ def build(
         tree = Path(k8s_source).expanduser().resolve()
         if not tree.is_dir():
             raise ConfigError(f"--source {k8s_source}: not a directory")
+        # ...and so does the component that tree is the source of (hyperkube).
+        providers = {n.comp.build.get("go-source") for n in plan.nodes if n.comp.e2e}
         for node in plan.nodes:
-            if node.comp.e2e and node.comp.build.get("binaries"):
+            if (node.comp.e2e and node.comp.build.get("binaries")) or node.comp.name in providers:
                 sources[node.comp.name] = {"main": tree}
     check_sources(plan, sources)
     sharded = bool(digests_dir)
