@@ -153,7 +153,9 @@ def resolve_bases(
             if target not in images:
                 raise ConfigError(f"{comp.file}: names '{target}', which is not an image of this project")
             source_comp, source_image = images[target]
-            image = replace(image, base=target, smoke=source_image.smoke, env=())
+            # The alias runs the source's check, whose {version} is the source's own.
+            expect = source_image.smoke.expect.replace("{version}", re.escape(source_comp.version))
+            image = replace(image, base=target, smoke=replace(source_image.smoke, expect=expect), env=())
             labels = {**image.labels, "org.kubemips.alias-of": f"{source_image.repo}:{source_comp.tag}"}
             image = replace(image, labels=labels)
         else:
