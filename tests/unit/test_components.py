@@ -156,3 +156,12 @@ def test_tarball_needs_sha256_and_patch_files_exist(tmp_path: Path) -> None:
     (patch,) = comp.sources["node"].patches
     assert patch.arches == ("mips64el",)
     assert patch.applies(parse_arch("mips64le"), "3.8.2") and not patch.applies(parse_arch("amd64"), "3.8.2")
+
+
+def test_e2e_alias_checks_the_source_version() -> None:
+    catalog = components.load_catalog(REPO)
+    comp, image = catalog.image("etcd-3.3.15")
+    assert (comp.kind, image.repo, comp.tag, image.base) == ("alias", "etcd", "3.3.15", "etcd")
+    out = "etcd Version: 3.4.23\nOK\nok-mips64\n"
+    assert image.smoke.pattern(comp.version, parse_arch("mips64el")).search(out)
+    assert image.labels["org.kubemips.alias-of"] == "etcd:3.4.23"
