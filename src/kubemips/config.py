@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,6 @@ class Settings:
         """Loopback registries speak plain HTTP, as Docker assumes for them."""
         return self.insecure or is_loopback(self.registry_host)
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
 
 
 def is_loopback(hostport: str) -> bool:

@@ -263,9 +263,3 @@ class Registry:
         if resp.status_code != 200:
             raise self._fail(resp, "catalog")
         yield from resp.json().get("repositories") or []
-
-    def delete_manifest(self, name: str, digest: str) -> None:
-        repo = self.repo(name)
-        resp = self._request("DELETE", f"/v2/{repo}/manifests/{digest}", what=f"delete {repo}@{digest}")
-        if resp.status_code not in (202, 404):
-            raise self._fail(resp, f"delete manifest {repo}@{digest}")
