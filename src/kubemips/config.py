@@ -99,7 +99,6 @@ class Settings:
         return self.insecure or is_loopback(self.registry_host)
 
 
-
 def is_loopback(hostport: str) -> bool:
     if hostport.startswith("["):
         host = hostport[1:].split("]", 1)[0]
