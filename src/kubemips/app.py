@@ -213,6 +213,7 @@ def build(
         reg = open_registry(s)
         preset = provided_bases(s, reg, plan, Path(digests_dir)) if sharded else {}
         runner = Runner(s, reg, Engines(s.engines), force=force, smoke=smoke, sources=sources, tag_images=not sharded)
+        runner.fetch(plan)
         report = runner.run(plan, preset=preset)
         if sharded:
             for res in report.images():
@@ -285,7 +286,7 @@ def bundle(s: Settings, what: str, out: Path) -> list[Path]:
         comp, image = cat.image(entry)
         name = image.repo
         inside = str(comp.build.get("bundle", "")).strip("/")
-        if comp.kind != "debian-packages" or not inside:
+        if not inside:
             raise ConfigError(f'{comp.file}: {name} keeps no bundle (needs [build] bundle = "/path")')
         for arch in s.arches:
             tag = f"{comp.tag}-{arch.tag_suffix}"
@@ -302,7 +303,9 @@ def bundle(s: Settings, what: str, out: Path) -> list[Path]:
                         if member.isreg() and path.startswith(inside + "/") and "/" not in path[len(inside) + 1 :]:
                             data = tar.extractfile(member)
                             if data is not None:
-                                (dest / Path(path).name).write_bytes(data.read())
+                                target = dest / Path(path).name
+                                target.write_bytes(data.read())
+                                target.chmod(member.mode & 0o755)
                                 found += 1
             sums = dest / "SHA256SUMS"
             if not found or not sums.exists():
@@ -311,7 +314,7 @@ def bundle(s: Settings, what: str, out: Path) -> list[Path]:
                 digest, _, filename = line.partition("  ")
                 if hashlib.sha256((dest / filename).read_bytes()).hexdigest() != digest:
                     raise KubemipsError(f"{dest / filename}: checksum does not match SHA256SUMS")
-            log.info(f"{reg.ref(name, tag)}: {found - 1} packages in {dest}, checksums verified")
+            log.info(f"{reg.ref(name, tag)}: {found - 1} files in {dest}, checksums verified")
             written.append(dest)
     return written
 

@@ -320,6 +320,14 @@ class Runner:
         return kept
 
     # -- walk ---------------------------------------------------------------------------
+    def fetch(self, plan: Plan) -> None:
+        """Fetch every source the plan compiles from, once, before building anything."""
+        seen: set[str] = set()
+        for node in plan.nodes:
+            if isinstance(node, ImageNode) and node.comp.name not in seen:
+                seen.add(node.comp.name)
+                builder_for(node.comp).fetch(node.comp, self.ctx)
+
     def run(self, plan: Plan, *, preset: Mapping[str, ImageResult] | None = None) -> Report:
         """Walk ``plan``; ``preset`` holds results of nodes done elsewhere (bases of a shard)."""
         report = Report(order=[*(preset or {}), *(n.id for n in plan.nodes)])

@@ -11,6 +11,8 @@ images (calico) writes ``[[images]]`` tables, each with its own ``[images.smoke]
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,11 +50,31 @@ _IMAGE = {
     "user": str,
     "expose": list,
     "files": dict,
+    "links": dict,
     "smoke": dict,
 }
 _SMOKE = {"command": list, "expect": str, "timeout": int, "env": list, "entrypoint": list}
-_SOURCE = {"kind": str, "url": str, "ref": str, "commit": str, "sha256": str, "strip": int, "patches": list}
+_SOURCE = {
+    "kind": str,
+    "url": str,
+    "ref": str,
+    "commit": str,
+    "sha256": str,
+    "strip": int,
+    "patches": list,
+    "module": str,
+    "version": str,
+    "sum": str,
+    "replace": list,
+    "generate": list,
+    "layout": str,
+}
 _PATCH = {"file": str, "arches": list, "versions": str}
+_REPLACE = {"module": str, "with": str, "version": str, "sum": str, "go-mod-sum": str, "why": str}
+SOURCE_KINDS = ("git", "tarball", "go-module")
+GENERATORS = ("openapi", "e2e-bindata")
+"""Files upstream's ``make generated_files`` writes and its module does not carry."""
+_H1 = re.compile(r"^h1:[A-Za-z0-9+/]{43}=$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +112,9 @@ class ImageDef:
     files: Mapping[str, str]
     """Image path -> build artifact name, for builders that produce named artifacts."""
     smoke: SmokeDef
+    links: Mapping[str, str] = field(default_factory=dict)
+    """Image path -> symlink target (kubeadm runs /usr/local/bin/kube-apiserver, which
+    v1.16's one-binary hyperkube answers to by the name it is called with)."""
     repo: str = ""
     """Registry repository; defaults to ``name``.  Two catalog entries may share a repository
     with different tags (the e2e suite's etcd:3.3.15 beside the cluster's etcd:3.4.23)."""
@@ -116,21 +141,66 @@ class Patch:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GoReplace:
+    """One go.mod ``replace`` the project adds, pinned like a go.sum line.
+
+    ``module`` is replaced by ``with_`` (the same path unless a module moved, as
+    vbom.ml/util did) at ``version``; ``sum`` and ``go_mod_sum`` are its go.sum hashes,
+    written into go.sum so the go command verifies the download against them.
+    """
+
+    module: str
+    with_: str
+    version: str
+    sum: str
+    go_mod_sum: str
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Source:
-    """A pinned upstream source: a git commit or a tarball with its sha256."""
+    """A pinned upstream source: a git commit, a tarball with its sha256, or a Go module
+    version with its go.sum hash (plus the go.mod replacements the project makes)."""
 
     name: str
-    kind: str  # git | tarball
+    kind: str  # git | tarball | go-module
     url: str
     ref: str
     commit: str
     sha256: str
     strip: int
     patches: tuple[Patch, ...]
+    module: str = ""
+    version: str = ""
+    sum: str = ""
+    replaces: tuple[GoReplace, ...] = ()
+    generate: tuple[str, ...] = ()
+    gopath: bool = False
+    """Vendor the dependencies and build in GOPATH mode under the module path, as
+    Kubernetes' own Makefile did up to v1.16 (its code generators need that layout)."""
 
     @property
     def pin(self) -> str:
-        return self.commit if self.kind == "git" else self.sha256
+        if self.kind == "git":
+            return self.commit
+        if self.kind == "tarball":
+            return self.sha256
+        doc = [
+            self.module,
+            self.version,
+            self.sum,
+            [[r.module, r.with_, r.version, r.sum, r.go_mod_sum] for r in self.replaces],
+            list(self.generate),
+            self.gopath,
+        ]
+        return "gomod-" + hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:24]
+
+    @property
+    def label(self) -> str:
+        """What a user recognises: ``k8s.io/kubernetes@v1.16.2``, a URL and ref, ..."""
+        if self.kind == "go-module":
+            return f"{self.module}@{self.version}"
+        return f"{self.url} {self.ref or self.commit or self.sha256[:12]}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,17 +258,74 @@ def _image(where: str, data: Mapping[str, Any], default_name: str, smoke: SmokeD
         user=img.get("user", ""),
         expose=str_list(where, "expose", img.get("expose", [])),
         files=str_map(where, "files", img.get("files", {})),
+        links=str_map(where, "links", img.get("links", {})),
         smoke=smoke,
     )
 
 
-def _source(where: str, name: str, data: Mapping[str, Any], directory: Path) -> Source:
-    src = check_table(where, data, _SOURCE, required=("kind", "url"))
+def _replace(where: str, entry: Any) -> GoReplace:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: must be a table {{ module = ..., version = ..., sum = ..., go-mod-sum = ... }}")
+    r = check_table(where, entry, _REPLACE, required=("module", "version", "sum", "go-mod-sum"))
+    for key in ("sum", "go-mod-sum"):
+        if not _H1.match(r[key]):
+            raise ConfigError(f'{where}: {key} must be a go.sum hash "h1:<base64 sha256>", got {r[key]!r}')
+    return GoReplace(
+        module=r["module"],
+        with_=r.get("with", r["module"]),
+        version=r["version"],
+        sum=r["sum"],
+        go_mod_sum=r["go-mod-sum"],
+        why=r.get("why", ""),
+    )
+
+
+def _go_module(where: str, name: str, src: Mapping[str, Any], patches: tuple[Patch, ...], version: str) -> Source:
+    for key in ("module", "sum"):
+        if key not in src:
+            raise ConfigError(f"{where}: a go-module source needs {key} = ... (pinned by its go.sum hash)")
+    if not _H1.match(src["sum"]):
+        raise ConfigError(f'{where}: sum must be the module\'s go.sum hash "h1:<base64 sha256>" (unpinned: refused)')
+    generate = str_list(where, "generate", src.get("generate", []))
+    for g in generate:
+        if g not in GENERATORS:
+            raise ConfigError(
+                f"{where}: generate '{g}' is unknown; known: {', '.join(GENERATORS)}." + suggest(g, list(GENERATORS))
+            )
+    layout = src.get("layout", "module")
+    if layout not in ("module", "gopath"):
+        raise ConfigError(f"{where}: layout must be 'module' or 'gopath', got {layout!r}")
+    replaces = tuple(_replace(f"{where} replace[{i}]", e) for i, e in enumerate(src.get("replace", [])))
+    return Source(
+        name=name,
+        kind="go-module",
+        url="",
+        ref="",
+        commit=src.get("commit", ""),
+        sha256="",
+        strip=0,
+        patches=patches,
+        module=src["module"],
+        version=src.get("version", version),
+        sum=src["sum"],
+        replaces=replaces,
+        generate=tuple(generate),
+        gopath=layout == "gopath",
+    )
+
+
+def _source(where: str, name: str, data: Mapping[str, Any], directory: Path, version: str) -> Source:
+    src = check_table(where, data, _SOURCE, required=("kind",))
     kind = src["kind"]
-    if kind not in ("git", "tarball"):
+    if kind not in SOURCE_KINDS:
         raise ConfigError(
-            f"{where}: kind '{kind}' is unknown; known: git, tarball." + suggest(kind, ["git", "tarball"])
+            f"{where}: kind '{kind}' is unknown; known: {', '.join(SOURCE_KINDS)}." + suggest(kind, list(SOURCE_KINDS))
         )
+    patches = _patches(where, src, directory)
+    if kind == "go-module":
+        return _go_module(where, name, src, patches, version)
+    if "url" not in src:
+        raise ConfigError(f"{where}: missing required key 'url'")
     commit, sha256 = src.get("commit", ""), src.get("sha256", "")
     if kind == "git" and not re.fullmatch(r"[0-9a-f]{40}", commit):
         raise ConfigError(f'{where}: a git source must be pinned with commit = "<40 hex digits>" (unpinned: refused)')
@@ -208,6 +335,19 @@ def _source(where: str, name: str, data: Mapping[str, Any], directory: Path) -> 
         )
     if not src["url"].startswith(("https://", "http://", "file:/")):
         raise ConfigError(f"{where}: url must be http(s):// or file:/, got {src['url']!r}")
+    return Source(
+        name=name,
+        kind=kind,
+        url=src["url"],
+        ref=src.get("ref", ""),
+        commit=commit,
+        sha256=sha256,
+        strip=src.get("strip", 1 if kind == "tarball" else 0),
+        patches=patches,
+    )
+
+
+def _patches(where: str, src: Mapping[str, Any], directory: Path) -> tuple[Patch, ...]:
     patches = []
     for i, entry in enumerate(src.get("patches", [])):
         pwhere = f"{where} patches[{i}]"
@@ -222,16 +362,7 @@ def _source(where: str, name: str, data: Mapping[str, Any], directory: Path) -> 
         if vrange:
             versions.check_range(vrange, where=pwhere)
         patches.append(Patch(file=path, arches=arches, versions=vrange))
-    return Source(
-        name=name,
-        kind=kind,
-        url=src["url"],
-        ref=src.get("ref", ""),
-        commit=commit,
-        sha256=sha256,
-        strip=src.get("strip", 1 if kind == "tarball" else 0),
-        patches=tuple(patches),
-    )
+    return tuple(patches)
 
 
 def _canonical_arch(where: str, text: str) -> str:
@@ -284,11 +415,11 @@ def load_component(path: Path) -> Component:
     if "source" in data and "sources" in data:
         raise ConfigError(f"{where}: use either [source] or [sources.NAME], not both")
     if "source" in data:
-        sources["main"] = _source(f"{where}: [source]", "main", data["source"], path.parent)
+        sources["main"] = _source(f"{where}: [source]", "main", data["source"], path.parent, version)
     for sname, body in data.get("sources", {}).items():
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: [sources.{sname}] must be a table")
-        sources[sname] = _source(f"{where}: [sources.{sname}]", sname, body, path.parent)
+        sources[sname] = _source(f"{where}: [sources.{sname}]", sname, body, path.parent, version)
 
     return Component(
         name=name,

@@ -28,6 +28,7 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "KUBEMIPS_JOBS": "build.jobs",
     "DEBIAN_MIRROR": "debian.mirror",
     "KUBEMIPS_CACHE": "paths.cache",
+    "KUBEMIPS_GO_CACHE": "paths.go-cache",
 }
 
 
@@ -61,6 +62,7 @@ SCHEMA: Mapping[str, Mapping[str, _Key]] = {
     },
     "paths": {
         "cache": _Key(str, ".cache", "work and cache directory, relative to the repo"),
+        "go-cache": _Key(str, "", "Go module and build caches; empty means CACHE/go"),
     },
 }
 
@@ -83,6 +85,8 @@ class Settings:
     security_mirror: str
     source_date_epoch: int
     cache_dir: Path
+    go_cache_dir: Path
+    """GOMODCACHE and GOCACHE live here: shared by every arch, component and run."""
     engines: Mapping[Arch, str] = field(default_factory=dict)
     """Architectures built and run on another Docker engine (natively), by endpoint."""
     runners: Mapping[Arch, str] = field(default_factory=dict)
@@ -227,6 +231,9 @@ def load(
         if uri and not uri.startswith(("http://", "https://", "file:/")):
             raise ConfigError(f"{where(dotted)} must be an http(s):// or file:/ URI, got {uri!r}")
     cache = Path(values["paths.cache"])
+    cache_dir = cache if cache.is_absolute() else root / cache
+    if values["paths.go-cache"] and not Path(values["paths.go-cache"]).is_absolute():
+        raise ConfigError(f"{where('paths.go-cache')} must be an absolute path, got {values['paths.go-cache']!r}")
     engines = _arch_map(values["build.engines"], where("build.engines"))
     for arch, url in engines.items():
         if not url.startswith(("unix://", "tcp://", "ssh://", "npipe://")):
@@ -248,7 +255,8 @@ def load(
         debian_mirror=values["debian.mirror"].rstrip("/"),
         security_mirror=values["debian.security-mirror"].rstrip("/"),
         source_date_epoch=epoch,
-        cache_dir=cache if cache.is_absolute() else root / cache,
+        cache_dir=cache_dir,
+        go_cache_dir=Path(values["paths.go-cache"]) if values["paths.go-cache"] else cache_dir / "go",
         engines=engines,
         runners=runners,
         sources=sources,

@@ -182,6 +182,11 @@ def resolve_bases(
                     raise ConfigError(
                         f"{comp.directory / META}: [go] source '{comp.build['go-source']}' is not a component"
                     )
-                comp = replace(comp, sources=provider.sources)
+                build = {
+                    **comp.build,
+                    "ldflags": [*provider.build.get("ldflags", []), *comp.build.get("ldflags", [])],
+                    "source-version": provider.version,
+                }
+                comp = replace(comp, sources=provider.sources, build=build)
         resolved[comp.name] = replace(comp, images=(image,))
     return resolved

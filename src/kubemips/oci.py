@@ -162,6 +162,8 @@ class FileEntry:
     path: str  # absolute path inside the image
     data: bytes
     mode: int = 0o644
+    link: str = ""
+    """A symbolic link to this target instead of a file (``data`` is then empty)."""
 
 
 class FilesLayer(LayerFiller):
@@ -180,6 +182,11 @@ class FilesLayer(LayerFiller):
                 if d not in dirs:
                     dirs.add(d)
                     tar.addfile(self._info(d + "/", tarfile.DIRTYPE, 0o755, 0))
+            if entry.link:
+                info = self._info("/".join(parts), tarfile.SYMTYPE, 0o777, 0)
+                info.linkname = entry.link
+                tar.addfile(info)
+                continue
             info = self._info("/".join(parts), tarfile.REGTYPE, entry.mode, len(entry.data))
             tar.addfile(info, io.BytesIO(entry.data))
 

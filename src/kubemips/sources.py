@@ -1,10 +1,18 @@
 """Upstream sources, pinned: fetched once into the cache, checked, patched per arch.
 
 A git source is fetched by its tag and must resolve to the pinned commit (a moved tag is
-an error); a tarball must match its sha256.  A local tree (``--source DIR``) stands in
-for the upstream one and goes through the same copy-and-patch path, so tests exercise
-the code a user with network runs.  Patches apply only to their arches and version
-range, and a patch that no longer applies fails the build naming the patch file.
+an error); a tarball must match its sha256; a Go module comes through the go command
+(checked against go.sum and the checksum database) and must match its pinned go.sum hash.
+A Go module's tree is then made buildable once per version, for every arch: the go.mod
+replacements the component pins (each with its go.sum lines), ``go mod vendor`` for a
+GOPATH-layout build, and the files upstream's ``make generated_files`` wrote
+(:mod:`kubemips.generate`).
+
+A local tree (``--source DIR``) stands in for the upstream one and goes through the same
+copy-and-patch path.  Patches apply only to their arches and version range, and a patch
+that no longer applies fails the build naming the patch file.  A prepared tree is shared
+by every component and image that builds from it (hyperkube and a dozen e2e images use
+one Kubernetes tree): per arch only when a patch applies to that arch alone.
 """
 
 from __future__ import annotations
@@ -17,10 +25,11 @@ from pathlib import Path
 
 import requests
 
-from . import cmd, log
+from . import cmd, generate, gotool, log
 from .arch import Arch
 from .components import Component, Source
 from .errors import BuildError, CommandError
+from .oci import canonical_json
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -31,7 +40,7 @@ def _lock(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-def fetch(source: Source, cache: Path, *, what: str) -> Path:
+def fetch(source: Source, cache: Path, go_cache: Path, *, what: str) -> Path:
     """The pristine upstream tree for ``source`` (downloaded at most once)."""
     dest = cache / "sources" / f"{source.kind}-{source.pin}"
     with _lock(str(dest)):
@@ -43,11 +52,15 @@ def fetch(source: Source, cache: Path, *, what: str) -> Path:
         try:
             if source.kind == "git":
                 _fetch_git(source, dest, what=what)
+            elif source.kind == "go-module":
+                _fetch_go_module(source, dest, go_cache, what=what)
             else:
                 _fetch_tarball(source, dest, cache, what=what)
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
+        if source.generate:
+            generate.run(source, dest, go_cache, what=what)
         (dest / ".kubemips-ok").write_text(source.pin + "\n")
     return dest
 
@@ -104,24 +117,91 @@ def _fetch_tarball(source: Source, dest: Path, cache: Path, *, what: str) -> Non
     archive.unlink(missing_ok=True)
 
 
-def prepare(comp: Component, source: Source | None, local: Path | None, arch: Arch, work: Path, cache: Path) -> Path:
-    """A private copy of the source for this arch, with its patches applied."""
-    what = f"{comp.name} {comp.version} {arch}"
-    pristine = local if local is not None else fetch(_required(source, comp), cache, what=what)
-    tree = work / "src"
-    if tree.exists():
-        shutil.rmtree(tree)
-    shutil.copytree(pristine, tree, symlinks=True, ignore=shutil.ignore_patterns(".git", ".kubemips-ok"))
-    for patch in source.patches if source else ():
-        if not patch.applies(arch, comp.version):
-            continue
+def _fetch_go_module(source: Source, dest: Path, go_cache: Path, *, what: str) -> None:
+    got = gotool.download(source.module, source.version, go_cache, what=what)
+    if got.sum != source.sum:
+        raise BuildError(
+            f"{what}: Go module {source.module}@{source.version} has go.sum hash {got.sum}, "
+            f"but the component pins {source.sum}"
+        )
+    log.info(f"[{what}] {source.module}@{source.version} {got.sum} from the module cache")
+    shutil.copytree(got.dir, dest, dirs_exist_ok=True)
+    for path in [dest, *dest.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)
+    if not source.replaces and not source.gopath:
+        return
+    if not (dest / "go.mod").is_file():
+        raise BuildError(f"{what}: {source.label} has no go.mod to add replacements to (add one with a patch)")
+    env = gotool.environment(go_cache)
+    go = gotool.toolchain().go
+    for r in source.replaces:
+        cmd.run(
+            [go, "mod", "edit", f"-replace={r.module}={r.with_}@{r.version}"],
+            cwd=dest,
+            env=env,
+            what=f"{what}: go mod edit (replace {r.module})",
+        )
+    with (dest / "go.sum").open("a") as sums:
+        for r in source.replaces:
+            sums.write(f"{r.with_} {r.version} {r.sum}\n{r.with_} {r.version}/go.mod {r.go_mod_sum}\n")
+    if source.gopath:
+        log.info(f"[{what}] go mod vendor ({len(source.replaces)} replacements pinned)")
         try:
-            cmd.run(["patch", "-p1", "--forward", "--batch", "-i", str(patch.file)], cwd=tree, what=f"{what}: patch")
+            cmd.run([go, "mod", "vendor"], cwd=dest, env=env, what=f"{what}: go mod vendor", echo=False)
         except CommandError as exc:
-            raise BuildError(
-                f"{what}: patch {patch.file} does not apply (arches {patch.arches or 'all'}, "
-                f"versions {patch.versions or 'all'}):\n{exc.output.strip()[-1500:]}"
-            ) from None
+            raise BuildError(f"{what}: go mod vendor of {source.label} failed:\n{_tail(exc.output)}") from None
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def prepare(
+    comp: Component, source: Source | None, local: Path | None, arch: Arch, cache: Path, go_cache: Path, version: str
+) -> Path:
+    """The tree to build ``comp`` for ``arch`` from: patched and generated, shared.
+
+    Without a patch for this arch alone, every arch shares one tree.  A tree is made once
+    and reused while its inputs (pristine source, patches, generators) are unchanged.
+    """
+    what = f"{comp.name} {comp.version} {arch}"
+    pristine = local if local is not None else fetch(_required(source, comp), cache, go_cache, what=what)
+    patches = [p for p in (source.patches if source else ()) if p.applies(arch, version)]
+    generators = source.generate if source else ()
+    if local is None and not patches:
+        return pristine  # generated once, in the pristine tree, at fetch
+    origin = f"local:{local}" if local is not None else (source.pin if source else "")
+    key = hashlib.sha256(
+        canonical_json(
+            {
+                "origin": origin,
+                "arch": arch.name if local is not None else "",
+                "patches": {p.file.name: hashlib.sha256(p.file.read_bytes()).hexdigest() for p in patches},
+                "generate": list(generators) if local is not None else [],
+            }
+        )
+    ).hexdigest()[:20]
+    tree = cache / "trees" / f"{comp.name}-{key}"
+    with _lock(str(tree)):
+        if (tree / ".kubemips-ok").exists() and local is None:
+            return tree
+        if tree.exists():
+            shutil.rmtree(tree)
+        shutil.copytree(pristine, tree, symlinks=True, ignore=shutil.ignore_patterns(".git", ".kubemips-ok"))
+        for patch in patches:
+            try:
+                cmd.run(
+                    ["patch", "-p1", "--forward", "--batch", "-i", str(patch.file)], cwd=tree, what=f"{what}: patch"
+                )
+            except CommandError as exc:
+                raise BuildError(
+                    f"{what}: patch {patch.file} does not apply (arches {patch.arches or 'all'}, "
+                    f"versions {patch.versions or 'all'}):\n{exc.output.strip()[-1500:]}"
+                ) from None
+        if local is not None and source is not None:
+            generate.run(source, tree, go_cache, what=what)
+        (tree / ".kubemips-ok").write_text(origin + "\n")
     return tree
 
 

@@ -72,6 +72,14 @@ class Builder(ABC):
     def check(self, comp: Component) -> dict[str, Any]:
         return check_table(f"{comp.file}: [build]", comp.build, self.options, required=self.required)
 
+    def fetch(self, comp: Component, ctx: BuildContext) -> None:
+        """Fetch what the build will need from outside, before any image is built.
+
+        A source that cannot be had then fails the run up front, with nothing pushed,
+        instead of after other images spent minutes building.  Most builders fetch nothing.
+        """
+        return None
+
     @abstractmethod
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         """Everything (besides the component file and base image) the output depends on."""

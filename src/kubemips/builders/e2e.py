@@ -45,7 +45,12 @@ def check_arch(comp: Component, arch: Arch) -> None:
 
 class E2EDockerfileBuilder(DockerfileBuilder):
     kind: ClassVar[str] = "e2e-dockerfile"
-    options: ClassVar[Mapping[str, type]] = {"binaries": list, "ldflags": list, "go-source": str}
+    options: ClassVar[Mapping[str, type]] = {
+        "binaries": list,
+        "ldflags": list,
+        "go-source": str,
+        "source-version": str,
+    }
 
     def check(self, comp: Component) -> dict[str, Any]:
         opts = super().check(comp)
@@ -58,6 +63,10 @@ class E2EDockerfileBuilder(DockerfileBuilder):
 
     def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
         return comp.directory, "Dockerfile"
+
+    def fetch(self, comp: Component, ctx: BuildContext) -> None:
+        if comp.build.get("binaries"):
+            _GO.fetch(comp, ctx)
 
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         check_arch(comp, arch)

@@ -15,13 +15,14 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import cmd, sources, versions
+from .. import cmd, generate, gotool, log, sources, versions
 from ..arch import Arch
-from ..components import Component, ImageDef
+from ..components import Component, ImageDef, Source
 from ..errors import BuildError, ConfigError
 from ..oci import FileEntry, FilesLayer, canonical_json, iso_time
 from ..schema import check_table, str_list
@@ -41,6 +42,7 @@ class GoBuilder(Builder):
         "tags": list,
         "import-path": str,
         "extra-files": list,
+        "bundle": str,
     }
     required = ("binaries",)
 
@@ -106,12 +108,27 @@ class GoBuilder(Builder):
             )
         return source.pin
 
+    def _commit(self, comp: Component, name: str, ctx: BuildContext) -> str:
+        """What ``{commit}`` stamps: the source's commit when pinned, else its id."""
+        source = comp.sources.get(name)
+        if self._local(comp, name, ctx) is None and source is not None and source.commit:
+            return source.commit
+        return self._source_id(comp, name, ctx)[:12]
+
+    def fetch(self, comp: Component, ctx: BuildContext) -> None:
+        """Fetch and prepare every pinned source this component compiles from, up front."""
+        for name in self._source_names(comp):
+            source = comp.sources.get(name)
+            if source is not None and self._local(comp, name, ctx) is None:
+                sources.fetch(
+                    source, ctx.settings.cache_dir, ctx.settings.go_cache_dir, what=f"{comp.name} {comp.version}"
+                )
+
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
-        cmd.which("go", hint="apt-get install golang-go (scripts/setup-host.sh)")
         srcs = {}
         for name in self._source_names(comp):
             source = comp.sources.get(name)
-            patches = [p for p in (source.patches if source else ()) if p.applies(arch, comp.version)]
+            patches = [p for p in (source.patches if source else ()) if p.applies(arch, source_version(comp))]
             srcs[name] = {
                 "id": self._source_id(comp, name, ctx),
                 "patches": {p.file.name: hashlib.sha256(p.file.read_bytes()).hexdigest() for p in patches},
@@ -120,18 +137,20 @@ class GoBuilder(Builder):
             e["name"]: hashlib.sha256((comp.directory / e["file"]).read_bytes()).hexdigest() for e in self._extras(comp)
         }
         return {
-            "go": cmd.output(["go", "version"]),
+            "go": gotool.toolchain().version,
             "sources": srcs,
             "binaries": self._binaries(comp),
             "extras": extras,
             "files": dict(image.files),
+            "links": dict(image.links),
         }
 
     # -- build ------------------------------------------------------------------------------
     def _placeholders(self, comp: Component, commit: str, epoch: int) -> dict[str, str]:
-        m = re.match(r"v?(\d+)\.(\d+)", comp.version)
+        version = source_version(comp)
+        m = re.match(r"v?(\d+)\.(\d+)", version)
         return {
-            "version": comp.version,
+            "version": version,
             "major": m.group(1) if m else "",
             "minor": m.group(2) if m else "",
             "commit": commit,
@@ -153,63 +172,76 @@ class GoBuilder(Builder):
                 shutil.rmtree(out)
             out.mkdir(parents=True)
             cache = ctx.settings.cache_dir
-            env_base = {
-                "GOOS": "linux",
-                "GOARCH": arch.oci,
-                "CGO_ENABLED": "0",
-                "GOCACHE": str(cache / "go" / "build"),
-                "GOMODCACHE": str(cache / "go" / "mod"),
-                "GOPROXY": "off",
-                "GOTOOLCHAIN": "local",
-                "GOFLAGS": "",
-            }
+            go_cache = ctx.settings.go_cache_dir
+            go = gotool.toolchain().go
             trees: dict[str, Path] = {}
             for name in self._source_names(comp):
                 local = self._local(comp, name, ctx)
-                tree = sources.prepare(comp, comp.sources.get(name), local, arch, work / f"source-{name}", cache)
-                trees[name] = tree
-            vcs_flag = "-buildvcs" in cmd.output(["go", "help", "build"])
+                trees[name] = sources.prepare(
+                    comp, comp.sources.get(name), local, arch, cache, go_cache, source_version(comp)
+                )
+            vcs_flag = "-buildvcs" in cmd.output([go, "help", "build"])
             for binary in self._binaries(comp):
                 tree = trees[binary["source"]]
-                commit = self._source_id(comp, binary["source"], ctx)[:12]
-                values = self._placeholders(comp, commit, ctx.settings.source_date_epoch)
+                source = comp.sources.get(binary["source"])
+                values = self._placeholders(
+                    comp, self._commit(comp, binary["source"], ctx), ctx.settings.source_date_epoch
+                )
                 flags = [*comp.build.get("ldflags", []), *binary.get("ldflags", [])]
                 ldflags = " ".join(["-s", "-w", "-buildid=", *(_fill(f, values) for f in flags)])
-                env = dict(env_base)
-                build_dir = tree
-                import_path = comp.build.get("import-path", "")
-                if not (tree / "go.mod").exists() and import_path:
-                    # A pre-modules tree: lay it out in a GOPATH of its own.
-                    gopath = work / "gopath"
-                    link = gopath / "src" / import_path
-                    link.parent.mkdir(parents=True, exist_ok=True)
-                    if link.is_symlink() or link.exists():
-                        link.unlink()
-                    link.symlink_to(tree)
-                    env.update({"GOPATH": str(gopath), "GO111MODULE": "off"})
-                    build_dir = link
-                elif (tree / "vendor" / "modules.txt").exists():
-                    env["GOFLAGS"] = "-mod=vendor"
+                env, build_dir = self._layout(comp, source, tree, binary["package"], work, go_cache)
+                env.update({"GOOS": "linux", "GOARCH": arch.oci, "CGO_ENABLED": "0"})
                 verb = ["test", "-c"] if binary.get("test") else ["build"]
-                argv = ["go", *verb, "-trimpath", "-ldflags", ldflags, "-o", str(out / binary["name"])]
+                argv = [go, *verb, "-trimpath", "-ldflags", ldflags, "-o", str(out / binary["name"])]
                 tags = str_list(str(comp.file), "tags", comp.build.get("tags", []))
                 if tags:
                     argv += ["-tags", ",".join(tags)]
                 if vcs_flag:
                     argv.insert(len(verb) + 1, "-buildvcs=false")
                 argv.append(binary["package"])
+                started = time.monotonic()
                 cmd.run(
                     argv,
                     cwd=build_dir,
                     env=env,
                     what=f"go build {binary['name']} ({comp.name} {comp.version} {arch}) in {tree}",
                 )
+                log.info(f"[{comp.name} {arch}] {binary['name']}: {time.monotonic() - started:.0f}s")
             for extra in self._extras(comp):
                 target = out / extra["name"]
                 shutil.copyfile(comp.directory / extra["file"], target)
                 os.chmod(target, 0o755)
             self._done[key] = out
             return out
+
+    def _layout(
+        self, comp: Component, source: Source | None, tree: Path, package: str, work: Path, go_cache: Path
+    ) -> tuple[dict[str, str], Path]:
+        """Environment and directory to build ``package`` in: GOPATH or module mode.
+
+        A GOPATH-layout source (Kubernetes v1.16, vendored) builds its own packages in
+        GOPATH mode; a package outside it that its vendor/ lacks (k8s.io/sample-apiserver's
+        main) builds in module mode from the same go.mod, so the same pinned versions.
+        """
+        import_path = comp.build.get("import-path", "")
+        gopath_source = source is not None and source.gopath
+        if gopath_source and not package.startswith("."):
+            return gotool.environment(go_cache, GOFLAGS="-mod=mod"), tree
+        if source is not None and gopath_source:
+            return generate.gopath_env(source, tree, go_cache)
+        if not (tree / "go.mod").exists() and import_path:
+            gopath = work / "gopath"
+            link = gopath / "src" / import_path
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(tree)
+            env = gotool.environment(go_cache, GOPATH=str(gopath), GO111MODULE="off", GOFLAGS="", PWD=str(link))
+            return env, link
+        env = gotool.environment(go_cache)
+        if (tree / "vendor" / "modules.txt").exists():
+            env["GOFLAGS"] = "-mod=vendor"
+        return env, tree
 
     def build(
         self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
@@ -228,8 +260,22 @@ class GoBuilder(Builder):
                     f"does not build (built: {available})"
                 )
             entries.append(FileEntry(path, source.read_bytes(), 0o755))
+        inside = str(comp.build.get("bundle", "")).rstrip("/")
+        bundled = sorted((e for e in entries if inside and e.path.startswith(inside + "/")), key=lambda e: e.path)
+        if bundled:
+            # The bundle's checksums, as `invoke bundle` verifies them on export.
+            sums = "".join(f"{hashlib.sha256(e.data).hexdigest()}  {e.path.rsplit('/', 1)[1]}\n" for e in bundled)
+            entries.append(FileEntry(f"{inside}/SHA256SUMS", sums.encode(), 0o644))
+        entries += [FileEntry(path, b"", 0o777, link=target) for path, target in sorted(image.links.items())]
         layer = ctx.store.write_layer(FilesLayer(entries, ctx.settings.source_date_epoch))
         return BuildOutput([layer], [f"go build (GOARCH={arch.oci}) -> {', '.join(sorted(image.files))}"])
+
+
+def source_version(comp: Component) -> str:
+    """The version of the source tree: the component's, or for an e2e image built from
+    the Kubernetes tree, that tree's (agnhost 2.6 compiles from Kubernetes v1.16.2, whose
+    patches and version stamps apply)."""
+    return str(comp.build.get("source-version", comp.version))
 
 
 def _fill(text: str, values: Mapping[str, str]) -> str:

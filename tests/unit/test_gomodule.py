@@ -1,0 +1,134 @@
+"""Go-module sources: pins checked at load, the toolchain chosen by range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kubemips import components, gotool
+from kubemips.errors import ConfigError, PrerequisiteError
+
+from .helpers import write_component
+
+REPO = Path(__file__).resolve().parents[2]
+H1 = "h1:k0f/OVp6Yfv+UMTm6VYKhqjRgcvHh4QhN9coanjrito="
+
+
+def go_component(source: str) -> str:
+    return f"""
+name = "x"
+version = "v1.16.2"
+[source]
+kind = "go-module"
+module = "k8s.io/kubernetes"
+{source}
+[build]
+kind = "go"
+binaries = [{{ name = "x", package = "./cmd/x" }}]
+[image]
+files = {{ "/x" = "x" }}
+[smoke]
+command = ["/x"]
+expect = "ok"
+"""
+
+
+def test_go_module_source_is_pinned_and_defaults_to_the_component_version(tmp_path: Path) -> None:
+    body = go_component(
+        f'sum = "{H1}"\nlayout = "gopath"\ngenerate = ["openapi"]\n'
+        f'replace = [{{ module = "vbom.ml/util", with = "github.com/fvbommel/util", version = "v0.0.0-1", '
+        f'sum = "{H1}", go-mod-sum = "{H1}", why = "moved" }}]'
+    )
+    comp = components.load_component(write_component(tmp_path, "x", body))
+    src = comp.sources["main"]
+    assert (src.kind, src.module, src.version, src.sum, src.gopath) == (
+        "go-module",
+        "k8s.io/kubernetes",
+        "v1.16.2",
+        H1,
+        True,
+    )
+    assert src.replaces[0].with_ == "github.com/fvbommel/util" and src.label == "k8s.io/kubernetes@v1.16.2"
+    assert src.pin.startswith("gomod-")
+    # The pin covers every replacement: changing one changes the source id.
+    other = components.load_component(write_component(tmp_path, "x", body.replace("v0.0.0-1", "v0.0.0-2")))
+    assert other.sources["main"].pin != src.pin
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("", "needs sum"),
+        ('sum = "sha256:abc"', "go.sum hash"),
+        (f'sum = "{H1}"\ngenerate = ["openapy"]', "Perhaps you meant 'openapi'"),
+        (f'sum = "{H1}"\nlayout = "flat"', "layout must be"),
+        (f'sum = "{H1}"\nreplace = [{{ module = "a", version = "v1", sum = "{H1}" }}]', "go-mod-sum"),
+        (f'sum = "{H1}"\nreplace = [{{ module = "a", version = "v1", sum = "x", go-mod-sum = "{H1}" }}]', "h1:"),
+    ],
+)
+def test_go_module_source_refuses_unpinned_or_malformed(tmp_path: Path, source: str, message: str) -> None:
+    path = write_component(tmp_path, "x", go_component(source))
+    with pytest.raises(ConfigError, match=message) as err:
+        components.load_component(path)
+    assert str(path) in str(err.value)
+
+
+def test_hyperkube_is_pinned_to_the_kubernetes_module() -> None:
+    comp = components.load_catalog(REPO).components["hyperkube"]
+    src = comp.sources["main"]
+    assert (src.module, src.version, src.gopath) == ("k8s.io/kubernetes", "v1.16.2", True)
+    staging = {r.module for r in src.replaces if r.module.startswith("k8s.io/")}
+    assert {"k8s.io/api", "k8s.io/apimachinery", "k8s.io/client-go", "k8s.io/component-base"} <= staging
+    assert {r.module for r in src.replaces} >= {"github.com/modern-go/reflect2", "github.com/mindprince/gonvml"}
+
+
+def test_e2e_go_images_build_from_the_kubernetes_module_at_its_version() -> None:
+    cat = components.load_catalog(REPO)
+    agnhost, _ = cat.image("agnhost")
+    assert agnhost.sources == cat.components["hyperkube"].sources
+    assert agnhost.build["source-version"] == "v1.16.2" and agnhost.version == "2.6"
+
+
+def fake_go(tmp_path: Path, name: str, version: str) -> Path:
+    go = tmp_path / name
+    go.write_text(f'#!/bin/sh\n[ "$1 $2" = "env GOVERSION" ] && echo {version}\n')
+    go.chmod(0o755)
+    return go
+
+
+def test_toolchain_honours_kubemips_go_and_refuses_a_broken_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gotool.toolchain.cache_clear()
+    monkeypatch.setenv("KUBEMIPS_GO", str(fake_go(tmp_path, "go", "go1.21.5")))
+    assert gotool.toolchain().version == "go1.21.5"
+    gotool.toolchain.cache_clear()
+    monkeypatch.setenv("KUBEMIPS_GO", str(tmp_path / "missing"))
+    with pytest.raises(PrerequisiteError, match="not a working go binary"):
+        gotool.toolchain()
+    gotool.toolchain.cache_clear()
+
+
+def test_toolchain_on_path_outside_the_range_is_not_chosen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gotool.toolchain.cache_clear()
+    monkeypatch.delenv("KUBEMIPS_GO", raising=False)
+    fake_go(tmp_path, "go", "go1.26.8")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(gotool, "_DEBIAN_GLOB", str(tmp_path / "none" / "go-1.*"))
+    with pytest.raises(PrerequisiteError, match=r"no Go toolchain in >=1\.19\.0,<1\.24\.0.*go1\.26\.8"):
+        gotool.toolchain()
+    gotool.toolchain.cache_clear()
+
+
+def test_environment_keeps_the_users_proxy_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gotool.toolchain.cache_clear()
+    monkeypatch.setenv("KUBEMIPS_GO", str(fake_go(tmp_path, "go", "go1.19.8")))
+    monkeypatch.setenv("GOPROXY", "off")
+    monkeypatch.setenv("GOFLAGS", "-mod=mod")
+    monkeypatch.delenv("GOSUMDB", raising=False)
+    env = gotool.environment(tmp_path)
+    assert env["GOPROXY"] == "off" and "GOSUMDB" not in env
+    assert env["GOFLAGS"] == "-mod=mod -modcacherw"
+    assert env["GOMODCACHE"] == str(tmp_path / "mod")
+    gotool.toolchain.cache_clear()
