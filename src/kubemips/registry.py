@@ -196,17 +196,17 @@ def trust_for(host: str, *, ca_file: Path | None = None, certs_dir: Path = DOCKE
 
 
 class _TrustAdapter(requests.adapters.HTTPAdapter):
-    """Picks certificate verification per request URL, redirects included."""
+    """Picks certificate verification (and a client certificate) per request URL, redirects included."""
 
-    def __init__(self, verify_for: Callable[[str], str | bool], client_cert: tuple[str, str] | None) -> None:
+    def __init__(self, verify_for: Callable[[str], tuple[str | bool, tuple[str, str] | None]]) -> None:
         super().__init__()
         self._verify_for = verify_for
-        self._client_cert = client_cert
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs["verify"] = self._verify_for(request.url or "")
-        if self._client_cert is not None:
-            kwargs["cert"] = self._client_cert
+        verify, client_cert = self._verify_for(request.url or "")
+        kwargs["verify"] = verify
+        if client_cert is not None:
+            kwargs["cert"] = client_cert
         return super().send(request, *args, **kwargs)
 
 
@@ -261,15 +261,15 @@ class Registry:
         self.namespace = namespace
         self.timeouts = timeouts or Timeouts()
         self.retries = retries or Retries()
-        self._loopback = is_loopback(host)
-        self._mode = "http" if plain_http else "https" if plain_http is False or not self._loopback else "probe"
+        self._mode = "http" if plain_http else "https" if plain_http is False or not is_loopback(host) else "probe"
         self._base = {"http": f"http://{host}", "https": f"https://{host}"}.get(self._mode)
         self._verified = True
-        self._trust = trust_for(host, ca_file=ca_file, certs_dir=certs_dir) if self._mode != "http" else None
+        self._ca_file = ca_file
+        self._certs_dir = certs_dir
+        self._trust: Trust | None = None  # read at the first HTTPS request (a token realm's, say)
         self.session = requests.Session()
         self.session.trust_env = False  # a loopback registry must never go through a proxy
-        if self._trust is not None:
-            self.session.mount("https://", _TrustAdapter(self._verify_for, self._trust.client_cert))
+        self.session.mount("https://", _TrustAdapter(self._verify_for))
         self._credential_source = credentials
         self._credentials_resolved = isinstance(credentials, Credentials) or credentials is None
         self._creds: Credentials | None = credentials if isinstance(credentials, Credentials) else None
@@ -325,12 +325,19 @@ class Registry:
         return "https" if self._verified else "https (unverified)"
 
     # -- transport ----------------------------------------------------------------------
-    def _verify_for(self, url: str) -> str | bool:
-        if self._trust is None:
-            return True
-        if not self._verified and urlsplit(url).netloc == self.host:
-            return False
-        return self._trust.bundle
+    @property
+    def trust(self) -> Trust:
+        """What verifies certificates: the system store, Docker's certs.d for the host, the CA file."""
+        with self._lock:
+            if self._trust is None:
+                self._trust = trust_for(self.host, ca_file=self._ca_file, certs_dir=self._certs_dir)
+            return self._trust
+
+    def _verify_for(self, url: str) -> tuple[str | bool, tuple[str, str] | None]:
+        trust = self.trust
+        if urlsplit(url).netloc != self.host:
+            return trust.bundle, None
+        return (trust.bundle if self._verified else False), trust.client_cert
 
     def _probe(self) -> None:
         with self._lock:
@@ -467,7 +474,7 @@ class Registry:
     def _tls_error(self, exc: requests.exceptions.SSLError, what: str) -> RegistryError:
         if not _cert_failure(exc):
             return self._error(f"registry {self.host}: TLS failed ({what}): {_short(exc)}")
-        trusted = ", ".join(self._trust.extra) if self._trust and self._trust.extra else "none"
+        trusted = ", ".join(self.trust.extra) or "none"
         return self._error(
             f"registry {self.host}: its TLS certificate is not trusted ({what}: {_short(exc)}). "
             f"Trusted besides the system store: {trusted}. Put the registry's CA in "
