@@ -441,7 +441,7 @@ class Registry:
                         stream=stream,
                     )
                 except requests.exceptions.SSLError as exc:
-                    raise self._tls_error(exc, what) from None
+                    raise self._tls_error(exc, what, url) from None
                 except requests.exceptions.Timeout as exc:
                     raise self._timeout_error(what, exc, timeout[1]) from None
                 except requests.ConnectionError as exc:
@@ -471,15 +471,21 @@ class Registry:
         )
         time.sleep(delay)
 
-    def _tls_error(self, exc: requests.exceptions.SSLError, what: str) -> RegistryError:
+    def _tls_error(self, exc: requests.exceptions.SSLError, what: str, url: str) -> RegistryError:
         if not _cert_failure(exc):
             return self._error(f"registry {self.host}: TLS failed ({what}): {_short(exc)}")
         trusted = ", ".join(self.trust.extra) or "none"
+        server = urlsplit(url).netloc
+        if server == self.host:
+            whose = "its TLS certificate"
+            fix = f"Put the registry's CA in {DOCKER_CERTS_DIR}/{self.host}/ca.crt or name it in registry.ca-file"
+        else:  # a token service or a storage redirect on another host
+            whose = f"the TLS certificate of {server}"
+            fix = f"Name the CA of {server} in registry.ca-file"
         return self._error(
-            f"registry {self.host}: its TLS certificate is not trusted ({what}: {_short(exc)}). "
-            f"Trusted besides the system store: {trusted}. Put the registry's CA in "
-            f"{DOCKER_CERTS_DIR}/{self.host}/ca.crt or name it in registry.ca-file "
-            "(KUBEMIPS_REGISTRY_CA); registry.insecure = true sends plain HTTP instead"
+            f"registry {self.host}: {whose} is not trusted ({what}: {_short(exc)}). "
+            f"Trusted besides the system store: {trusted}. {fix} (KUBEMIPS_REGISTRY_CA)"
+            + ("; registry.insecure = true sends plain HTTP instead" if server == self.host else "")
         )
 
     def _retrying(self, what: str, operation: Callable[[], _T]) -> _T:
