@@ -7,7 +7,6 @@ error's code, so every command fails the same way.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -53,12 +52,7 @@ def open_registry(s: Settings, *, start: bool = True) -> Registry:
     """A client for the configured registry; starts the embedded one when it is the target."""
     if s.embedded and start:
         localregistry.ensure_running(embedded_server(s))
-    reg = Registry(
-        s.registry,
-        plain_http=s.plain_http,
-        username=os.environ.get("REGISTRY_USERNAME", ""),
-        password=os.environ.get("REGISTRY_PASSWORD", ""),
-    )
+    reg = Registry.configured(s)
     reg.ping()
     return reg
 
@@ -433,10 +427,8 @@ def cluster_images(s: Settings, k8s: str) -> list[str]:
 
 def mirror(s: Settings, source: str, k8s: str, what: Sequence[str]) -> None:
     """Copy the cluster's images that the registry lacks from ``source``, digests checked."""
-    from .config import is_loopback
-
     dest = open_registry(s)
-    src = Registry(source, plain_http=s.insecure or is_loopback(source.split("/", 1)[0]))
+    src = Registry.configured(s, source)
     src.ping()
     store = oci.BlobStore(s.cache_dir / "blobs")
     refs = cluster_images(s, k8s)

@@ -29,6 +29,7 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "DEBIAN_MIRROR": "debian.mirror",
     "KUBEMIPS_CACHE": "paths.cache",
     "KUBEMIPS_GO_CACHE": "paths.go-cache",
+    "KUBEMIPS_REGISTRY_CA": "registry.ca-file",
 }
 
 
@@ -44,6 +45,7 @@ SCHEMA: Mapping[str, Mapping[str, _Key]] = {
         "address": _Key(str, "", "registry[/namespace] to push to; empty means the embedded one"),
         "embedded-listen": _Key(str, "127.0.0.1:5000", "where the embedded registry listens"),
         "insecure": _Key(bool, False, "plain HTTP for a non-loopback registry"),
+        "ca-file": _Key(str, "", "PEM CA file trusted for the registry, besides the system store"),
     },
     "build": {
         "architectures": _Key(list, ["amd64", "mips64el"], "architectures to build"),
@@ -90,6 +92,8 @@ class Settings:
     engines: Mapping[Arch, str] = field(default_factory=dict)
     """Architectures built and run on another Docker engine (natively), by endpoint."""
     runners: Mapping[Arch, str] = field(default_factory=dict)
+    ca_file: Path | None = None
+    """A CA (PEM) trusted for the registry besides the system store and Docker's certs.d."""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     """Where each value came from ("default", file path, env var, "flag"), for `show-config`."""
 
@@ -241,6 +245,12 @@ def load(
                 f"{where('build.engines')}: {arch} endpoint must be unix://, tcp:// or ssh://, got {url!r}"
             )
     runners = _arch_map(values["ci.runners"], where("ci.runners"))
+    ca_file = None
+    if values["registry.ca-file"]:
+        ca_file = Path(values["registry.ca-file"])
+        ca_file = ca_file if ca_file.is_absolute() else root / ca_file
+        if not ca_file.is_file():
+            raise ConfigError(f"{where('registry.ca-file')}: no such file {ca_file}")
     return Settings(
         root=root,
         config_path=path if path.is_file() else None,
@@ -259,6 +269,7 @@ def load(
         go_cache_dir=Path(values["paths.go-cache"]) if values["paths.go-cache"] else cache_dir / "go",
         engines=engines,
         runners=runners,
+        ca_file=ca_file,
         sources=sources,
     )
 

@@ -114,3 +114,16 @@ def test_mirror_must_be_uri(tmp_path: Path) -> None:
 )
 def test_is_loopback(host: str, loop: bool) -> None:
     assert config.is_loopback(host) is loop
+
+
+def test_registry_ca_file_from_file_or_environment(tmp_path: Path) -> None:
+    ca = tmp_path / "certs" / "ca.pem"
+    ca.parent.mkdir()
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert load(tmp_path).ca_file is None
+    s = load(tmp_path, '[registry]\nca-file = "certs/ca.pem"\n')
+    assert s.ca_file == ca
+    s = load(tmp_path, env={"KUBEMIPS_REGISTRY_CA": str(ca)})
+    assert s.ca_file == ca and s.sources["registry.ca-file"] == "$KUBEMIPS_REGISTRY_CA"
+    with pytest.raises(ConfigError, match=r"\$KUBEMIPS_REGISTRY_CA: 'registry.ca-file': no such file"):
+        load(tmp_path, env={"KUBEMIPS_REGISTRY_CA": str(tmp_path / "missing.pem")})
