@@ -45,6 +45,16 @@ def tests(session: nox.Session) -> None:
     session.run(PY, "-m", "pytest", *session.posargs, external=True)
 
 
+@nox.session(python=False, tags=["kubernetes"])
+def kubernetes(session: nox.Session) -> None:
+    """Kubernetes v1.16.2 from its module, both arches, and every Go test image (by hand: ~1 h on 2 cores).
+
+    The tests marked `kubernetes`: hyperkube, the node bundle, the conformance image and
+    the Go e2e images, each checked by running the real programs (mips64el under QEMU).
+    """
+    session.run(PY, "-m", "pytest", "-m", "kubernetes", *session.posargs, external=True)
+
+
 @nox.session(python=False)
 def build(session: nox.Session) -> None:
     """Build images: `nox -s build -- debian-base pause` (the default set without arguments)."""

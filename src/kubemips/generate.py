@@ -70,7 +70,9 @@ def _openapi(source: Source, tree: Path, go_cache: Path, what: str) -> None:
             rel = path.relative_to(tree).as_posix()
             if rel.endswith("_test.go") or rel.startswith(_OPENAPI_SKIP):
                 continue
-            if re.search(r"^// *\+k8s:openapi-gen=", path.read_text(errors="replace"), re.MULTILINE):
+            # As the Makefile: a file with a column-0 `// +k8s:` tag that mentions the tag.
+            text = path.read_text(errors="replace")
+            if OPENAPI_TAG in text and re.search(r"^// *\+k8s:", text, re.MULTILINE):
                 dirs.add(Path(rel).parent.as_posix())
     if not dirs:
         raise BuildError(f"{what}: no package in {source.label} asks for OpenAPI generation ({OPENAPI_TAG})")

@@ -16,19 +16,23 @@ BOTH = "amd64,mips64el"
 
 
 @pytest.fixture(scope="module")
-def cluster_images(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Every image the manifests name, built for both arches (cached when built already)."""
-    root = tmp_path_factory.mktemp("cluster-trees")
-    k8s = upstream_trees.kubernetes(root / "kubernetes")
-    calico = upstream_trees.calico(root / "calico")
+def pause_etcd(cli: Cli) -> None:
     cli.build("--what", "pause,etcd", "--arch", BOTH)
-    cli.invoke_build_task("build-hyperkube", "--source", str(k8s), "--arch", BOTH)
+
+
+@pytest.fixture(scope="module")
+def cluster_images(pause_etcd: None, cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every image the manifests name, built for both arches (cached when built already):
+    Kubernetes and the conformance image from the real module (tens of minutes)."""
+    root = tmp_path_factory.mktemp("cluster-trees")
+    calico = upstream_trees.calico(root / "calico")
+    cli.invoke_build_task("build-hyperkube", "--arch", BOTH)
     cli.invoke_build_task("build-coredns", "--source", str(upstream_trees.coredns(root / "coredns")), "--arch", BOTH)
     ms = upstream_trees.metrics_server(root / "metrics-server")
     cli.invoke_build_task("build-metrics-server", "--source", str(ms), "--arch", BOTH)
     sources = ",".join(f"{name}={path}" for name, path in calico.items())
     cli.invoke_build_task("build-calico", "--source", sources, "--arch", BOTH)
-    cli.invoke_build_task("e2e-images", "--what", "conformance", "--source", str(k8s), "--arch", BOTH)
+    cli.invoke_build_task("e2e-images", "--what", "conformance", "--arch", BOTH)
 
 
 def test_rendered_manifests_reference_only_the_registry(cli: Cli, tmp_path: Path) -> None:
@@ -52,6 +56,7 @@ def test_verify_against_an_empty_registry_names_images_and_arches(cli: Cli, tmp_
     assert "0 schema problem(s) and 9 image problem(s)" in proc.stderr
 
 
+@pytest.mark.kubernetes
 def test_verify_passes_once_the_components_are_built(cluster_images: None, cli: Cli, tmp_path: Path) -> None:
     cli.invoke("manifests", "--out", str(tmp_path))
     proc = cli.invoke("verify-manifests", "--dir", str(tmp_path))
@@ -65,7 +70,7 @@ def test_verify_passes_once_the_components_are_built(cluster_images: None, cli: 
     assert "coredns.yaml document 5 (Deployment coredns)" in bad.stdout and "readinessProbes" in bad.stdout
 
 
-def test_mirror_copies_missing_images_with_their_digests(cluster_images: None, cli: Cli) -> None:
+def test_mirror_copies_missing_images_with_their_digests(pause_etcd: None, cli: Cli) -> None:
     dest = f"{cli.registry}/mirror"
     proc = cli.invoke("mirror", "--from", cli.registry, "--registry", dest, "--what", "pause,etcd")
     assert proc.stdout.count("copied from") == 2
