@@ -19,7 +19,7 @@ import pytest
 from kubemips.registry import Registry
 
 from . import upstream_trees
-from .conftest import Built, Cli, docker, skopeo_raw
+from .conftest import Built, Cli, docker, free_port, skopeo_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BOTH = "amd64,mips64el"
@@ -156,6 +156,21 @@ expect = "x"
     proc = cli.invoke("build", "--what", "tiny", "--arch", "amd64", cwd=project, check=False)
     assert proc.returncode == 1, proc.stderr
     assert f"k8s.io/kubernetes@v1.16.2 has go.sum hash {good}, but the component pins {wrong}" in proc.stderr
+    # The proxy unreachable (a closed loopback port) and a version not in the cache.
+    (comp / "component.toml").write_text(body.replace("VERSION", "v1.16.3").replace("SUM", good))
+    proc = cli.invoke(
+        "build", "--what", "tiny", "--arch", "amd64", cwd=project, check=False,
+        env={"GOPROXY": f"http://127.0.0.1:{free_port()}", "GOSUMDB": "off"},
+    )  # fmt: skip
+    assert proc.returncode == 1 and "fetching Go module k8s.io/kubernetes@v1.16.3 failed" in proc.stderr
+    assert "connection refused" in proc.stderr
+    # A generator that fails (this module vendors no openapi-gen) names itself and the module.
+    uuid = body.replace('module = "k8s.io/kubernetes"', 'module = "github.com/google/uuid"')
+    uuid = uuid.replace('version = "VERSION"', 'version = "v1.6.0"\nlayout = "gopath"\ngenerate = ["openapi"]')
+    (comp / "component.toml").write_text(uuid.replace("SUM", "h1:NIvaJDMOsjHA8n1jAhLSgzrAzy1Hgr+hNrb57e+94F0="))
+    proc = cli.invoke("build", "--what", "tiny", "--arch", "amd64", cwd=project, check=False)
+    assert proc.returncode == 1 and "generator 'openapi' failed for github.com/google/uuid@v1.6.0" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert registry_has_nothing(cli, "tiny")
 
 
