@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import components, config, conformance, localregistry, log, manifests, oci, shard
+from . import components, config, conformance, interrupt, localregistry, log, manifests, oci, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
 from .config import Settings
 from .engine import Engines
-from .errors import ConfigError, KubemipsError
+from .errors import ConfigError, Interrupted, KubemipsError
 from .plan import ImageNode, Node, Plan, make_plan
 from .registry import Registry
 from .verify import verify_image, verify_list
@@ -28,7 +28,17 @@ from .verify import verify_image, verify_list
 def edge() -> Iterator[None]:
     """Turn a KubemipsError into one message on stderr and a non-zero exit."""
     try:
-        yield
+        with interrupt.handled():
+            yield
+            interrupt.check("stopped after the work was done")
+    except Interrupted as exc:
+        sys.stdout.flush()
+        print(str(exc), file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print("interrupted", file=sys.stderr, flush=True)
+        raise SystemExit(Interrupted.exit_code) from None
     except KubemipsError as exc:
         sys.stdout.flush()
         print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -207,7 +217,7 @@ def build(
         reg = open_registry(s)
         preset = provided_bases(s, reg, plan, Path(digests_dir)) if sharded else {}
         runner = Runner(s, reg, Engines(s.engines), force=force, smoke=smoke, sources=sources, tag_images=not sharded)
-        runner.fetch(plan)
+        runner.prepare(plan)
         report = runner.run(plan, preset=preset)
         if sharded:
             for res in report.images():
@@ -221,6 +231,7 @@ def build(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report_json(report, reg), indent=2) + "\n")
     log.print_block("\n" + summary(report, reg) + f"\nreport: {path}")
+    interrupt.check("stopped at a safe point; no tag moved and no list was published after the signal")
     raise_for_failures(report)
     return report
 

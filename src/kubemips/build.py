@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import log, oci
+from . import interrupt, log, oci
 from .arch import Arch, from_oci
 from .builders import BaseImage, BuildContext, BuildOutput, builder_for
 from .components import ImageDef
@@ -30,6 +30,9 @@ from .host import check_emulation
 from .plan import ImageNode, ListNode, Node, Plan
 from .registry import Manifest, Registry
 from .verify import verify_image, verify_list
+
+ENGINE_KINDS = frozenset({"dockerfile", "debian-packages", "e2e-dockerfile"})
+"""Builders that run RUN steps through the Docker engine."""
 
 ASSEMBLY_VERSION = "2"
 """Bumped when image assembly changes in a way that changes digests."""
@@ -229,9 +232,11 @@ class Runner:
         res.digest, res.manifest_size = digest, len(raw)
         res.size = verify_image(self.registry, name, digest, arch)
         log.info(f"[{node.id}] pushed {name}@{digest[:19]} ({log.human_size(sent)} uploaded), verified")
+        interrupt.check(f"{name}@{digest[:19]} pushed by digest, not smoke-checked or tagged")
         self._smoke(node, res)
         if self.tag_images:
-            # Only a verified, smoke-checked image gets the tag.
+            # Only a verified, smoke-checked image gets the tag, and never after a signal.
+            interrupt.check(f"{name}@{digest[:19]} smoke-checked but not tagged")
             self.registry.put_manifest(name, node.tag, raw, oci.MANIFEST)
         res.status = "built"
         return res
@@ -283,6 +288,7 @@ class Runner:
             child = results[f"{node.image.name}/{arch.name}"]
             assert isinstance(child, ImageResult) and child.ok
             entries.append(oci.ListEntry(arch, child.digest, child.manifest_size))
+        interrupt.check(f"list {name}:{node.tag} not published")
         existing = self.registry.get_manifest(name, node.tag)
         kept = self._other_arches(name, node, existing)
         entries += kept
@@ -320,8 +326,20 @@ class Runner:
         return kept
 
     # -- walk ---------------------------------------------------------------------------
-    def fetch(self, plan: Plan) -> None:
-        """Fetch every source the plan compiles from, once, before building anything."""
+    def prepare(self, plan: Plan) -> None:
+        """Before the first push: every prerequisite the plan needs, every source fetched.
+
+        A missing engine, emulator or source then fails the run with nothing pushed,
+        instead of after other images were built and pushed by digest."""
+        arches = sorted({n.arch for n in plan.nodes if isinstance(n, ImageNode)}, key=lambda a: a.name)
+        needs_engine = self.smoke_enabled or any(
+            isinstance(n, ImageNode) and n.comp.kind in ENGINE_KINDS for n in plan.nodes
+        )
+        for arch in arches:
+            if needs_engine:
+                self.engines.for_arch(arch).client  # noqa: B018 -- connects, or names the address
+            if not self.engines.is_native(arch):
+                check_emulation(arch)
         seen: set[str] = set()
         for node in plan.nodes:
             if isinstance(node, ImageNode) and node.comp.name not in seen:
@@ -366,6 +384,10 @@ class Runner:
 
         with ThreadPoolExecutor(max_workers=self.settings.jobs, thread_name_prefix="node") as pool:
             while pending or running:
+                if interrupt.requested():
+                    for node in pending:  # start nothing new; running nodes stop at their next check
+                        results[node.id] = blocked(node, "not attempted: interrupted")
+                    pending.clear()
                 for node in list(pending):
                     deps = plan.deps.get(node.id, [])
                     failed = [d for d in deps if d in results and not results[d].ok]
@@ -377,7 +399,7 @@ class Runner:
                         pending.remove(node)
                 if not running:
                     continue
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
                 for fut in done:
                     node = running.pop(fut)
                     results[node.id] = fut.result()

@@ -11,6 +11,7 @@ package mirror.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ class Engine:
                     client = docker.DockerClient(base_url=self.base_url) if self.base_url else docker.from_env()
                     client.ping()
                 except docker.errors.DockerException as exc:
-                    where = self.base_url or "DOCKER_HOST / /var/run/docker.sock"
+                    where = self.base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
                     raise PrerequisiteError(
                         f"no Docker daemon answers at {where} ({exc}); run scripts/setup-host.sh"
                     ) from None

@@ -56,3 +56,9 @@ class PrerequisiteError(KubemipsError):
     """A tool or service the work needs is missing (docker daemon, QEMU binfmt, a compiler)."""
 
     exit_code = 3
+
+
+class Interrupted(KubemipsError):
+    """SIGINT or SIGTERM: the run stopped at a safe point, publishing nothing more."""
+
+    exit_code = 130

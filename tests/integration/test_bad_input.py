@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from kubemips.localregistry import RegistryServer
 from kubemips.registry import Registry
 
-from .conftest import Cli, free_port
+from .conftest import BIN, REPO, Cli, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +94,51 @@ def test_failures_publish_nothing_and_spare_independent_images(cli: Cli, registr
     # Images FROM a failed one are not attempted.
     assert built.image("child", "amd64")["status"] == "blocked"
     assert registry.tags("child") == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_interrupt_after_a_push_moves_no_tag(cli: Cli, tmp_path: Path, signum: signal.Signals) -> None:
+    """A signal after the first push: no per-arch tag, no list, "interrupted", exit 130."""
+    server = RegistryServer(f"127.0.0.1:{free_port()}", tmp_path / "registry")
+    server.start()
+    try:
+        env = cli.environ({"REGISTRY": server.listen, "KUBEMIPS_CACHE": str(tmp_path / "cache")})
+        argv = [str(BIN / "invoke"), "-r", str(REPO), "build", "--what", "pause", "--arch", "amd64,mips64el"]
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "] pushed pause@" in line:
+                proc.send_signal(signum)
+                break
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 130, "".join(seen) + out + err
+        assert err.strip().splitlines()[-1].startswith("interrupted"), err
+        assert "Traceback" not in out + err
+        reg = server.client()
+        for tag in ("3.1", "3.1-linux-amd64", "3.1-linux-mips64le"):
+            assert reg.get_manifest("pause", tag) is None, tag
+        # A rerun completes and verifies.
+        rerun = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr
+        assert reg.get_manifest("pause", "3.1") is not None
+    finally:
+        server.stop()
+
+
+def test_engine_unreachable_is_found_before_any_push(cli: Cli, tmp_path: Path) -> None:
+    server = RegistryServer(f"127.0.0.1:{free_port()}", tmp_path / "registry")
+    server.start()
+    try:
+        sock = f"unix://{tmp_path}/no-docker.sock"
+        proc = cli.invoke(
+            "build", "--what", "pause", "--arch", "amd64", check=False,
+            env={"REGISTRY": server.listen, "KUBEMIPS_CACHE": str(tmp_path / "cache"), "DOCKER_HOST": sock},
+        )  # fmt: skip
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert f"no Docker daemon answers at {sock}" in proc.stderr
+        assert server.client().get_manifest("pause", "3.1-linux-amd64") is None
+        assert not (tmp_path / "registry" / "data" / "docker" / "registry" / "v2" / "blobs").exists()
+    finally:
+        server.stop()
