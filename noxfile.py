@@ -88,6 +88,8 @@ def _component_session(comp: components.Component) -> None:
     nox.session(python=False, name=comp.name, tags=["components"])(run)
 
 
-for _comp in components.load_catalog(config.find_root()).components.values():
-    if not _comp.e2e:
-        _component_session(_comp)
+_loaded, _broken = components.load_each(config.find_root())
+for _comp in _loaded:
+    _component_session(_comp)
+for _problem in _broken:  # a broken component file must not hide the other sessions
+    print(f"warning: {_problem}", file=sys.stderr)

@@ -7,6 +7,7 @@ flags.  Every component under components/ also gets its own `build-<name>` task.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from invoke.collection import Collection
@@ -334,9 +335,8 @@ ns = Collection(
     manifests, verify_manifests, images_for_cluster, mirror,
     registry_start, registry_stop, registry_status, show_config, images,
 )  # fmt: skip
-try:
-    for _comp in components.load_catalog(config.find_root()).components.values():
-        if not _comp.e2e:
-            ns.add_task(_component_task(_comp))
-except Exception as _exc:  # a broken component file must not hide the other tasks
-    print(f"warning: components not loaded: {_exc}")
+_loaded, _broken = components.load_each(config.find_root())
+for _comp in _loaded:
+    ns.add_task(_component_task(_comp))
+for _problem in _broken:  # a broken component file must not hide the other tasks
+    print(f"warning: {_problem}", file=sys.stderr)

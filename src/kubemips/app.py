@@ -7,6 +7,7 @@ error's code, so every command fails the same way.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,22 @@ def edge() -> Iterator[None]:
         sys.stdout.flush()
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from None
+    except OSError as exc:
+        # A file-system fault (an output path that is a directory, a full disk, ...).
+        sys.stdout.flush()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    except Exception:  # a bug: say so, keep the details out of the way
+        import tempfile
+        import traceback
+
+        sys.stdout.flush()
+        fd, name = tempfile.mkstemp(prefix="kubemips-internal-error-", suffix=".log")
+        with os.fdopen(fd, "w") as out:
+            traceback.print_exc(file=out)
+        print(f"internal error (a bug in kubemips); details in {name}", file=sys.stderr, flush=True)
+        raise SystemExit(70) from None
 
 
 def settings(*, arch: str = "", registry: str = "", jobs: int = 0, config_file: str = "") -> Settings:
@@ -68,7 +85,12 @@ def open_registry(s: Settings, *, start: bool = True) -> Registry:
 
 
 def catalog(s: Settings) -> components.Catalog:
-    return components.load_catalog(s.root)
+    cat = components.load_catalog(s.root)
+    for name, problem in sorted(cat.broken.items()):
+        if name not in cat.components and not (s.root / "components" / name).is_dir():
+            # e2e folders; the front ends name broken component files when they load them
+            log.warn(problem)
+    return cat
 
 
 def plan_for(s: Settings, what: str | Sequence[str], *, version: str = "", source: str = "") -> tuple[Plan, SourceMap]:

@@ -442,6 +442,9 @@ class Catalog:
 
     components: Mapping[str, Component]
     images: Mapping[str, tuple[Component, ImageDef]]
+    broken: Mapping[str, str] = field(default_factory=dict)
+    """Component or e2e folder name -> why its file did not load.  The rest still work;
+    asking for a broken one gives its error."""
 
     def image(self, name: str) -> tuple[Component, ImageDef]:
         return self.images[name]
@@ -455,7 +458,7 @@ class Catalog:
         new = replace(comp, version=version, tag=tag)
         comps = {**self.components, name: new}
         images = {k: ((new, img) if c.name == name else (c, img)) for k, (c, img) in self.images.items()}
-        return Catalog(comps, images)
+        return Catalog(comps, images, self.broken)
 
     def resolve(self, what: str | Sequence[str], default: Sequence[str]) -> list[str]:
         """WHAT (image or component names, comma lists, 'all'; empty = default) -> image names."""
@@ -464,9 +467,14 @@ class Catalog:
             if isinstance(what, str)
             else [w for part in what for w in part.replace(",", " ").split()]
         )
+        given = what if isinstance(what, str) else " ".join(what)
+        if not items and given.strip():
+            raise ConfigError(f"WHAT {given!r} names no image; give image names, or 'all'")
         if not items:
             items = list(default)
-        if items == ["all"]:
+        if "all" in items:
+            if items != ["all"]:
+                raise ConfigError("WHAT 'all' cannot be combined with other names")
             return sorted(self.images)
         names: list[str] = []
         for item in items:
@@ -477,6 +485,8 @@ class Catalog:
                 found = by_repo
             elif item in self.components:
                 found = [img.name for img in self.components[item].images]
+            elif item in self.broken:
+                raise ConfigError(self.broken[item])
             else:
                 known = sorted(
                     set(self.images)
@@ -487,6 +497,22 @@ class Catalog:
                 raise ConfigError(f"unknown image '{item}' in WHAT; {listed}" + suggest(item, known))
             names += [n for n in found if n not in names]
         return names
+
+
+def load_each(root: Path) -> tuple[list[Component], list[str]]:
+    """Each cluster component on its own, and a message per file that does not load.
+
+    For the front ends' per-component tasks and sessions: one broken component file is
+    named once and does not take the others' tasks with it."""
+    good: list[Component] = []
+    errors: list[str] = []
+    base = root / "components"
+    for path in sorted(base.glob(f"*/{COMPONENT_FILE}")) if base.is_dir() else ():
+        try:
+            good.append(load_component(path))
+        except (ConfigError, OSError, UnicodeDecodeError) as exc:
+            errors.append(str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc}")
+    return good, errors
 
 
 def load_catalog(root: Path) -> Catalog:
@@ -505,14 +531,28 @@ def load_catalog(root: Path) -> Catalog:
                 raise ConfigError(f"{comp.file}: image '{img.name}' is also defined by {images[img.name][0].file}")
             images[img.name] = (comp, img)
 
+    broken: dict[str, str] = {}
     base = root / "components"
     if base.is_dir():
         for path in sorted(base.glob(f"*/{COMPONENT_FILE}")):
-            add(load_component(path))
+            try:
+                add(load_component(path))
+            except (ConfigError, OSError, UnicodeDecodeError) as exc:
+                broken[path.parent.name] = str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc}"
     for folder in e2e.folders(root):
-        add(e2e.load_folder(root, folder))
-    for comp in e2e.resolve_bases(comps, images).values():
+        try:
+            add(e2e.load_folder(root, folder))
+        except (ConfigError, OSError, UnicodeDecodeError) as exc:
+            name = folder.relative_to(root / e2e.E2E_DIR).as_posix()
+            broken[name] = str(exc) if isinstance(exc, ConfigError) else f"{folder}: {exc}"
+    try:
+        resolved = e2e.resolve_bases(comps, images)
+    except ConfigError as exc:
+        if broken:
+            raise ConfigError(f"{exc} (files that did not load: {'; '.join(broken.values())})") from None
+        raise
+    for comp in resolved.values():
         comps[comp.name] = comp
         for img in comp.images:
             images[img.name] = (comp, img)
-    return Catalog(comps, images)
+    return Catalog(comps, images, broken)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,9 +287,39 @@ def _arch_map(value: Mapping[str, Any], where: str) -> dict[Arch, str]:
     return result
 
 
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$"
+)
+_NAMESPACE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
 def _check_registry(registry: str, where: str) -> None:
-    host, _, path = registry.partition("/")
-    if not host or " " in registry or "://" in registry:
-        raise ConfigError(f"{where}: registry must look like HOST[:PORT][/NAMESPACE], got {registry!r}")
-    if path and (path != path.lower() or "//" in path):
-        raise ConfigError(f"{where}: registry namespace must be lowercase, got {path!r}")
+    """HOST[:PORT][/NAMESPACE] as an image reference spells it (what the engine accepts)."""
+    shape = f"{where}: registry must look like HOST[:PORT][/NAMESPACE], got {registry!r}"
+    hostport, _, path = registry.partition("/")
+    if not hostport or " " in registry or "://" in registry:
+        raise ConfigError(shape)
+    host, port = hostport, ""
+    if hostport.startswith("["):
+        host, _, rest = hostport.partition("]")
+        host += "]"
+        port = rest.removeprefix(":") if rest.startswith(":") else ("" if not rest else "?")
+    elif ":" in hostport:
+        host, _, port = hostport.partition(":")
+    if not host or not _HOST.match(host):
+        raise ConfigError(f"{shape}: '{host}' is not a host name or address")
+    if hostport.count(":") and not hostport.startswith("[") and not port:
+        raise ConfigError(f"{shape}: the port is empty")
+    if port and (not port.isdigit() or not 1 <= int(port) <= 65535):
+        raise ConfigError(f"{shape}: port '{port}' must be a number from 1 to 65535")
+    if "." not in host and not port and host not in ("localhost",) and not host.startswith("["):
+        raise ConfigError(
+            f"{shape}: '{host}' has no '.' and no port, so an image reference would take it for a "
+            "Docker Hub namespace; write HOST:PORT or a dotted name"
+        )
+    if host != host.lower():
+        raise ConfigError(f"{where}: registry host must be lowercase (image references are), got {host!r}")
+    if path and not _NAMESPACE.match(path):
+        raise ConfigError(
+            f"{where}: registry namespace {path!r} must be lowercase letters, digits and separators (. _ -)"
+        )

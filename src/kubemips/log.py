@@ -12,18 +12,20 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TextIO
 
 _lock = threading.Lock()
 _start = time.monotonic()
 verbose = os.environ.get("KUBEMIPS_VERBOSE", "") not in ("", "0")
 
 
-def _emit(text: str) -> None:
+def _emit(text: str, stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
     elapsed = time.monotonic() - _start
     with _lock:
         for line in text.splitlines() or [""]:
-            sys.stdout.write(f"[{elapsed:7.1f}s] {line}\n")
-        sys.stdout.flush()
+            out.write(f"[{elapsed:7.1f}s] {line}\n")
+        out.flush()
 
 
 def info(text: str) -> None:
@@ -31,7 +33,9 @@ def info(text: str) -> None:
 
 
 def warn(text: str) -> None:
-    _emit(f"warning: {text}")
+    """Warnings go to stderr, so output piped on stays results and progress."""
+    sys.stdout.flush()
+    _emit(f"warning: {text}", sys.stderr)
 
 
 def command(text: str) -> None:

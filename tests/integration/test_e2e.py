@@ -193,11 +193,14 @@ def test_bad_e2e_folders(cli: Cli, registry: Registry, tmp_path: Path) -> None:
     assert built.image("fails-under-qemu", "amd64")["status"] == "built"
     assert registry.get_manifest("fails-under-qemu", "1.0") is None
 
-    # A malformed VERSION and a FROM cycle stop before anything runs, naming the folder.
+    # A malformed VERSION is named; it stops a build of that image, not of the others.
     bad = _project(tmp_path / "v")
     _folder(bad, "empty-version", version="")
-    proc = cli.invoke("build", "--what", "debian-base", cwd=bad, check=False)
+    proc = cli.invoke("build", "--what", "empty-version", cwd=bad, check=False)
     assert proc.returncode == 2 and "empty-version/VERSION: VERSION must be exactly one non-empty line" in proc.stderr
+    other = cli.invoke("build", "--what", "debian-base", "--dry-run", cwd=bad, check=False)
+    assert other.returncode == 0 and other.stderr.count("empty-version/VERSION: VERSION must be exactly") == 1
+    # A FROM cycle stops before anything runs, naming the images.
     cyc = _project(tmp_path / "c")
     _folder(cyc, "a", baseimage="linux/amd64=REGISTRY/b:1.0\n")
     _folder(cyc, "b", baseimage="linux/amd64=REGISTRY/a:1.0\n")
