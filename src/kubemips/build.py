@@ -210,7 +210,7 @@ class Runner:
             res.status, res.digest, res.manifest_size = "cached", cached.digest, cached.size
             res.size = verify_image(self.registry, name, cached.digest, arch)
             log.info(f"[{node.id}] up to date: {name}:{node.tag} ({cached.digest[:19]})")
-            self._smoke(node, res)
+            self._smoke(node, res, results)
             return res
 
         log.info(f"[{node.id}] building ({comp.kind}) ...")
@@ -233,7 +233,7 @@ class Runner:
         res.size = verify_image(self.registry, name, digest, arch)
         log.info(f"[{node.id}] pushed {name}@{digest[:19]} ({log.human_size(sent)} uploaded), verified")
         interrupt.check(f"{name}@{digest[:19]} pushed by digest, not smoke-checked or tagged")
-        self._smoke(node, res)
+        self._smoke(node, res, results)
         if self.tag_images:
             # Only a verified, smoke-checked image gets the tag, and never after a signal.
             interrupt.check(f"{name}@{digest[:19]} smoke-checked but not tagged")
@@ -243,11 +243,13 @@ class Runner:
 
     def _smoke_marker(self, node: ImageNode, digest: str) -> Path:
         smoke = node.image.smoke
-        doc = [list(smoke.command), smoke.expect, list(smoke.env), list(smoke.entrypoint or [])]
+        doc: list[Any] = [list(smoke.command), smoke.expect, list(smoke.env), list(smoke.entrypoint or [])]
+        if smoke.files or smoke.client:
+            doc += [dict(smoke.files), smoke.client, list(smoke.client_command)]
         spec = hashlib.sha256(oci.canonical_json(doc)).hexdigest()[:16]
         return self.settings.cache_dir / "smoke" / f"{digest.removeprefix('sha256:')}-{spec}"
 
-    def _smoke(self, node: ImageNode, res: ImageResult) -> None:
+    def _smoke(self, node: ImageNode, res: ImageResult, results: Mapping[str, Result]) -> None:
         if not self.smoke_enabled:
             res.smoke = "skipped"
             return
@@ -262,8 +264,20 @@ class Runner:
             check_emulation(arch)
         ref = self.registry.ref(image.repo, res.digest)
         engine.pull(ref, arch)
+        client = None
+        if smoke.client:
+            helper = results[f"{smoke.client}/{arch.name}"]
+            assert isinstance(helper, ImageResult) and helper.ok
+            client = (self.registry.ref(helper.node.image.repo, helper.digest), smoke.client_command)
         outcome = engine.run(
-            ref, arch, smoke.command, env=smoke.env, entrypoint=smoke.entrypoint, timeout=smoke.timeout
+            ref,
+            arch,
+            smoke.command,
+            env=smoke.env,
+            entrypoint=smoke.entrypoint,
+            timeout=smoke.timeout,
+            files=smoke.files,
+            client=client,
         )
         pattern = smoke.pattern(comp.version, arch)
         match = pattern.search(outcome.output)

@@ -53,7 +53,16 @@ _IMAGE = {
     "links": dict,
     "smoke": dict,
 }
-_SMOKE = {"command": list, "expect": str, "timeout": int, "env": list, "entrypoint": list}
+_SMOKE = {
+    "command": list,
+    "expect": str,
+    "timeout": int,
+    "env": list,
+    "entrypoint": list,
+    "files": dict,
+    "client": str,
+    "client-command": list,
+}
 _SOURCE = {
     "kind": str,
     "url": str,
@@ -90,6 +99,14 @@ class SmokeDef:
     timeout: int
     env: tuple[str, ...]
     entrypoint: tuple[str, ...] | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+    """Files written into the container before it starts (a server's configuration)."""
+    client: str = ""
+    """A project image (same arch) run with ``client_command`` in the network namespace of
+    the image under test, which then runs ``command`` in the background: for images with
+    no shell (CoreDNS is FROM scratch) the client asks the server, and its output is what
+    ``expect`` must match."""
+    client_command: tuple[str, ...] = ()
 
     def pattern(self, version: str, arch: Arch) -> re.Pattern[str]:
         values = {"version": re.escape(version), "uname": re.escape(arch.uname), "oci": arch.oci, "debian": arch.debian}
@@ -234,7 +251,15 @@ def _smoke(where: str, data: Mapping[str, Any], version: str) -> SmokeDef:
         timeout=smoke.get("timeout", 120),
         env=str_list(where, "env", smoke.get("env", [])),
         entrypoint=str_list(where, "entrypoint", smoke["entrypoint"]) if "entrypoint" in smoke else None,
+        files=str_map(where, "files", smoke.get("files", {})),
+        client=smoke.get("client", ""),
+        client_command=str_list(where, "client-command", smoke.get("client-command", [])),
     )
+    if bool(result.client) != bool(result.client_command):
+        raise ConfigError(f"{where}: client and client-command go together")
+    for path in result.files:
+        if not path.startswith("/"):
+            raise ConfigError(f"{where}: files: '{path}' must be an absolute path")
     try:
         result.pattern(version, ARCHES[0])
     except re.error as exc:

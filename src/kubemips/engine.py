@@ -79,8 +79,13 @@ class Engine:
         env: Sequence[str] = (),
         entrypoint: Sequence[str] | None = None,
         timeout: int = 120,
+        files: Mapping[str, str] | None = None,
+        client: tuple[str, Sequence[str]] | None = None,
     ) -> RunResult:
-        """Run ``ref`` to completion (host network, removed afterwards) and collect output."""
+        """Run ``ref`` to completion (no network but its loopback, removed afterwards) and
+        collect its output.  With ``client`` (an image ref and a command), ``ref`` runs in
+        the background as a server and the result is the client's, run in its network
+        namespace."""
         import docker.errors
         import requests
 
@@ -94,7 +99,11 @@ class Engine:
                 network_mode="none",
                 platform=arch.platform,
             )
+            if files:
+                container.put_archive("/", _tar(files))
             container.start()
+            if client is not None:
+                return self._client_run(container, client, arch, timeout)
             try:
                 status = container.wait(timeout=timeout)
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
@@ -111,6 +120,34 @@ class Engine:
             if container is not None:
                 with contextlib.suppress(docker.errors.APIError):
                     container.remove(force=True)
+
+    def _client_run(self, server: Any, client: tuple[str, Sequence[str]], arch: Arch, timeout: int) -> RunResult:
+        import docker.errors
+        import requests
+
+        ref, command = client
+        self.pull(ref, arch)
+        box = None
+        try:
+            box = self.client.containers.create(
+                ref, command=list(command), network_mode=f"container:{server.id}", platform=arch.platform
+            )
+            box.start()
+            try:
+                status = box.wait(timeout=timeout)
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                box.kill()
+                status = {"StatusCode": -1}
+            output = box.logs().decode(errors="replace")
+            code = int(status.get("StatusCode", -1))
+            if code != 0:
+                server_log = server.logs().decode(errors="replace")
+                output += f"\n--- server log ---\n{server_log[-1500:]}"
+            return RunResult(code, output)
+        finally:
+            if box is not None:
+                with contextlib.suppress(docker.errors.APIError):
+                    box.remove(force=True)
 
     def server_version(self) -> str:
         return str(self.client.version().get("Version", "unknown"))
@@ -202,3 +239,18 @@ class Engines:
 
     def is_native(self, arch: Arch) -> bool:
         return arch in self._endpoints
+
+
+def _tar(files: Mapping[str, str]) -> bytes:
+    """A tar of text files by absolute path, for ``put_archive``."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, text in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

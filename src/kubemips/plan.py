@@ -93,6 +93,10 @@ def closure(names: Sequence[str], catalog: Catalog) -> list[str]:
                     "(or 'scratch')"
                 )
             visit(image.base)
+        if image.smoke.client:
+            if image.smoke.client not in catalog.images:
+                raise ConfigError(f"{comp.file}: smoke client '{image.smoke.client}' is not an image of this project")
+            visit(image.smoke.client)
         visiting.pop()
         order.append(name)
 
@@ -109,7 +113,10 @@ def make_plan(names: Sequence[str], arches: Sequence[Arch], catalog: Catalog) ->
         for arch in arches:
             node = ImageNode(comp, image, arch)
             plan.nodes.append(node)
-            plan.deps[node.id] = [f"{image.base}/{arch.name}"] if image.base != "scratch" else []
+            deps = [f"{image.base}/{arch.name}"] if image.base != "scratch" else []
+            if image.smoke.client:
+                deps.append(f"{image.smoke.client}/{arch.name}")  # runs beside it in the smoke check
+            plan.deps[node.id] = deps
             image_ids.append(node.id)
         lst = ListNode(comp, image, tuple(arches))
         plan.nodes.append(lst)

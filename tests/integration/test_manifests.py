@@ -27,7 +27,7 @@ def cluster_images(pause_etcd: None, cli: Cli, tmp_path_factory: pytest.TempPath
     root = tmp_path_factory.mktemp("cluster-trees")
     calico = upstream_trees.calico(root / "calico")
     cli.invoke_build_task("build-hyperkube", "--arch", BOTH)
-    cli.invoke_build_task("build-coredns", "--source", str(upstream_trees.coredns(root / "coredns")), "--arch", BOTH)
+    cli.invoke_build_task("build-coredns", "--arch", BOTH)
     ms = upstream_trees.metrics_server(root / "metrics-server")
     cli.invoke_build_task("build-metrics-server", "--source", str(ms), "--arch", BOTH)
     sources = ",".join(f"{name}={path}" for name, path in calico.items())

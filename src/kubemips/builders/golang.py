@@ -111,8 +111,11 @@ class GoBuilder(Builder):
     def _commit(self, comp: Component, name: str, ctx: BuildContext) -> str:
         """What ``{commit}`` stamps: the source's commit when pinned, else its id."""
         source = comp.sources.get(name)
-        if self._local(comp, name, ctx) is None and source is not None and source.commit:
-            return source.commit
+        if self._local(comp, name, ctx) is None and source is not None:
+            if source.commit:
+                return source.commit
+            if source.kind == "go-module":
+                return source.version  # what the module proxy knows it by
         return self._source_id(comp, name, ctx)[:12]
 
     def fetch(self, comp: Component, ctx: BuildContext) -> None:
