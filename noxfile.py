@@ -81,7 +81,7 @@ def e2e_images(session: nox.Session) -> None:
 def _component_session(comp: components.Component) -> None:
     def run(session: nox.Session) -> None:
         with app.edge():
-            app.build(app.settings(), [comp.name], force="--force" in session.posargs)
+            app.build(app.settings(), [img.name for img in comp.images], force="--force" in session.posargs)
 
     images = ", ".join(f"{img.name}:{comp.tag}" for img in comp.images)
     run.__doc__ = f"Build {images} for every configured arch ({comp.description})"

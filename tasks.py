@@ -320,8 +320,9 @@ def _component_task(comp: components.Component) -> Task[Any]:
         version: str = "",
         source: str = "",
     ) -> None:
+        what = ",".join(img.name for img in comp.images)  # every image of the component
         _build(
-            comp.name, arch, registry, jobs, force=force, dry_run=dry_run, no_smoke=no_smoke, report=report,
+            what, arch, registry, jobs, force=force, dry_run=dry_run, no_smoke=no_smoke, report=report,
             version=version, source=source,
         )  # fmt: skip
 
