@@ -132,3 +132,21 @@ def test_environment_keeps_the_users_proxy_settings(tmp_path: Path, monkeypatch:
     assert env["GOFLAGS"] == "-mod=mod -modcacherw"
     assert env["GOMODCACHE"] == str(tmp_path / "mod")
     gotool.toolchain.cache_clear()
+
+
+def test_coredns_smoke_runs_a_client_and_depends_on_it() -> None:
+    from kubemips.arch import parse_arches
+    from kubemips.plan import make_plan
+
+    cat = components.load_catalog(REPO)
+    comp, image = cat.image("coredns")
+    assert comp.sources["main"].label == "github.com/coredns/coredns@v1.6.2"
+    assert image.smoke.client == "debian-base" and "/etc/coredns/Corefile" in image.smoke.files
+    plan = make_plan(["coredns"], parse_arches("amd64,mips64el"), cat)
+    assert plan.deps["coredns/mips64el"] == ["debian-base/mips64el"]  # FROM scratch; the client is the edge
+
+
+def test_smoke_client_needs_its_command(tmp_path: Path) -> None:
+    body = go_component(f'sum = "{H1}"').replace('expect = "ok"', 'expect = "ok"\nclient = "debian-base"')
+    with pytest.raises(ConfigError, match="client and client-command go together"):
+        components.load_component(write_component(tmp_path, "x", body))
