@@ -229,7 +229,13 @@ class GoBuilder(Builder):
         import_path = comp.build.get("import-path", "")
         gopath_source = source is not None and source.gopath
         if gopath_source and not package.startswith("."):
-            return gotool.environment(go_cache, GOFLAGS="-mod=mod"), tree
+            # The go command may add to go.mod/go.sum here: give it copies, so the shared
+            # tree stays as prepared (and the same for every build).
+            modfile = work / "modfile" / "go.mod"
+            modfile.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tree / "go.mod", modfile)
+            shutil.copyfile(tree / "go.sum", modfile.with_suffix(".sum"))
+            return gotool.environment(go_cache, GOFLAGS=f"-mod=mod -modfile={modfile}"), tree
         if source is not None and gopath_source:
             return generate.gopath_env(source, tree, go_cache)
         if not (tree / "go.mod").exists() and import_path:
