@@ -44,6 +44,10 @@ def edge() -> Iterator[None]:
         sys.stdout.flush()
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing to say, and nowhere to say it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
     except OSError as exc:
         # A file-system fault (an output path that is a directory, a full disk, ...).
         sys.stdout.flush()

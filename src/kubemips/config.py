@@ -21,11 +21,12 @@ from .schema import check_table, read_toml, str_list, suggest
 
 CONFIG_NAME = "kubemips.toml"
 
-# Environment variables and the keys they override.  REGISTRY and ALL_ARCH are the names
-# upstream's image-util.sh and Makefiles use.
+# Environment variables and the keys they override.  REGISTRY, ALL_ARCH and WHAT are the
+# names upstream's image-util.sh and Makefiles use (`WHAT=pause invoke build`).
 ENV_OVERRIDES: Mapping[str, str] = {
     "REGISTRY": "registry.address",
     "ALL_ARCH": "build.architectures",
+    "WHAT": "build.default-what",
     "KUBEMIPS_JOBS": "build.jobs",
     "DEBIAN_MIRROR": "debian.mirror",
     "KUBEMIPS_CACHE": "paths.cache",
