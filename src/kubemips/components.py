@@ -75,15 +75,21 @@ _SOURCE = {
     "version": str,
     "sum": str,
     "replace": list,
+    "require": list,
+    "drop": list,
+    "go-sum": str,
     "generate": list,
     "layout": str,
 }
 _PATCH = {"file": str, "arches": list, "versions": str}
 _REPLACE = {"module": str, "with": str, "version": str, "sum": str, "go-mod-sum": str, "why": str}
+_REQUIRE = {"module": str, "version": str, "sum": str, "go-mod-sum": str, "why": str}
+_DROP = {"module": str, "why": str}
 SOURCE_KINDS = ("git", "tarball", "go-module")
 GENERATORS = ("openapi", "e2e-bindata")
 """Files upstream's ``make generated_files`` writes and its module does not carry."""
 _H1 = re.compile(r"^h1:[A-Za-z0-9+/]{43}=$")
+_GO_SUM_LINE = re.compile(r"^\S+ v\S+ h1:[A-Za-z0-9+/]{43}=$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +181,28 @@ class GoReplace:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GoRequire:
+    """One requirement the project adds to go.mod (``go mod edit -require``), pinned by
+    its go.sum hashes like a replacement: a published module that provides a package
+    upstream's go.mod found somewhere a module zip does not carry."""
+
+    module: str
+    version: str
+    sum: str
+    go_mod_sum: str
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoDrop:
+    """A module path whose requirement and replacement the project removes from go.mod
+    (upstream pointed it at a directory the module zip does not carry)."""
+
+    module: str
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Source:
     """A pinned upstream source: a git commit, a tarball with its sha256, or a Go module
     version with its go.sum hash (plus the go.mod replacements the project makes)."""
@@ -191,6 +219,12 @@ class Source:
     version: str = ""
     sum: str = ""
     replaces: tuple[GoReplace, ...] = ()
+    requires: tuple[GoRequire, ...] = ()
+    drops: tuple[GoDrop, ...] = ()
+    go_sum: tuple[str, ...] = ()
+    """Further go.sum lines (from the component's ``go-sum`` file): the go.mod hashes of
+    the module graph an added requirement brings, so the go command verifies every go.mod
+    it reads against a pin, offline too."""
     generate: tuple[str, ...] = ()
     gopath: bool = False
     """Vendor the dependencies and build in GOPATH mode under the module path, as
@@ -202,7 +236,7 @@ class Source:
             return self.commit
         if self.kind == "tarball":
             return self.sha256
-        doc = [
+        doc: list[object] = [
             self.module,
             self.version,
             self.sum,
@@ -210,6 +244,12 @@ class Source:
             list(self.generate),
             self.gopath,
         ]
+        if self.requires or self.drops or self.go_sum:  # absent: the pins made before them stay
+            doc += [
+                [[r.module, r.version, r.sum, r.go_mod_sum] for r in self.requires],
+                [d.module for d in self.drops],
+                list(self.go_sum),
+            ]
         return "gomod-" + hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:24]
 
     @property
@@ -305,7 +345,42 @@ def _replace(where: str, entry: Any) -> GoReplace:
     )
 
 
-def _go_module(where: str, name: str, src: Mapping[str, Any], patches: tuple[Patch, ...], version: str) -> Source:
+def _require(where: str, entry: Any) -> GoRequire:
+    if not isinstance(entry, dict):
+        raise ConfigError(
+            f"{where}: must be a table {{ module = ..., version = ..., sum = ..., go-mod-sum = ..., why = ... }}"
+        )
+    r = check_table(where, entry, _REQUIRE, required=("module", "version", "sum", "go-mod-sum", "why"))
+    for key in ("sum", "go-mod-sum"):
+        if not _H1.match(r[key]):
+            raise ConfigError(f'{where}: {key} must be a go.sum hash "h1:<base64 sha256>", got {r[key]!r}')
+    return GoRequire(module=r["module"], version=r["version"], sum=r["sum"], go_mod_sum=r["go-mod-sum"], why=r["why"])
+
+
+def _drop(where: str, entry: Any) -> GoDrop:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: must be a table {{ module = ..., why = ... }}")
+    d = check_table(where, entry, _DROP, required=("module", "why"))
+    return GoDrop(module=d["module"], why=d["why"])
+
+
+def go_sum_lines(where: str, text: str) -> tuple[str, ...]:
+    """The lines of a go.sum fragment, each checked (``MODULE VERSION[/go.mod] h1:HASH``);
+    blank lines and ``#`` comments are skipped."""
+    lines = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not _GO_SUM_LINE.match(line):
+            raise ConfigError(f'{where}:{number}: not a go.sum line "MODULE VERSION[/go.mod] h1:HASH": {line!r}')
+        lines.append(line)
+    return tuple(lines)
+
+
+def _go_module(
+    where: str, name: str, src: Mapping[str, Any], patches: tuple[Patch, ...], version: str, directory: Path
+) -> Source:
     for key in ("module", "sum"):
         if key not in src:
             raise ConfigError(f"{where}: a go-module source needs {key} = ... (pinned by its go.sum hash)")
@@ -321,6 +396,14 @@ def _go_module(where: str, name: str, src: Mapping[str, Any], patches: tuple[Pat
     if layout not in ("module", "gopath"):
         raise ConfigError(f"{where}: layout must be 'module' or 'gopath', got {layout!r}")
     replaces = tuple(_replace(f"{where} replace[{i}]", e) for i, e in enumerate(src.get("replace", [])))
+    requires = tuple(_require(f"{where} require[{i}]", e) for i, e in enumerate(src.get("require", [])))
+    drops = tuple(_drop(f"{where} drop[{i}]", e) for i, e in enumerate(src.get("drop", [])))
+    go_sum: tuple[str, ...] = ()
+    if "go-sum" in src:
+        path = directory / src["go-sum"]
+        if not path.is_file():
+            raise ConfigError(f"{where}: go-sum file {path} not found")
+        go_sum = go_sum_lines(str(path), path.read_text())
     return Source(
         name=name,
         kind="go-module",
@@ -334,6 +417,9 @@ def _go_module(where: str, name: str, src: Mapping[str, Any], patches: tuple[Pat
         version=src.get("version", version),
         sum=src["sum"],
         replaces=replaces,
+        requires=requires,
+        drops=drops,
+        go_sum=go_sum,
         generate=tuple(generate),
         gopath=layout == "gopath",
     )
@@ -348,7 +434,7 @@ def _source(where: str, name: str, data: Mapping[str, Any], directory: Path, ver
         )
     patches = _patches(where, src, directory)
     if kind == "go-module":
-        return _go_module(where, name, src, patches, version)
+        return _go_module(where, name, src, patches, version, directory)
     if "url" not in src:
         raise ConfigError(f"{where}: missing required key 'url'")
     commit, sha256 = src.get("commit", ""), src.get("sha256", "")

@@ -142,6 +142,27 @@ def download(module: str, version: str, go_cache: Path, *, what: str) -> Downloa
     )
 
 
+def mod_paths(module_dir: Path, go_cache: Path, *, what: str) -> set[str]:
+    """The module paths ``module_dir``'s go.mod requires or replaces."""
+    out = cmd.output(
+        [toolchain().go, "mod", "edit", "-json", str(module_dir / "go.mod")],
+        env=environment(go_cache),
+        what=f"{what}: read {module_dir / 'go.mod'}",
+    )
+    return paths_in_go_mod(out)
+
+
+def paths_in_go_mod(json_text: str) -> set[str]:
+    """Module paths in ``go mod edit -json`` output: each requirement and replaced path."""
+    doc = _first_json(json_text) or {}
+    paths = {str(r["Path"]) for r in doc.get("Require") or [] if isinstance(r, dict) and "Path" in r}
+    for r in doc.get("Replace") or []:
+        old = r.get("Old") if isinstance(r, dict) else None
+        if isinstance(old, dict) and "Path" in old:
+            paths.add(str(old["Path"]))
+    return paths
+
+
 def _first_json(text: str) -> dict[str, Any] | None:
     start = text.find("{")
     if start < 0:

@@ -4,7 +4,8 @@ A git source is fetched by its tag and must resolve to the pinned commit (a move
 an error); a tarball must match its sha256; a Go module comes through the go command
 (checked against go.sum and the checksum database) and must match its pinned go.sum hash.
 A Go module's tree is then made buildable once per version, for every arch: the go.mod
-replacements the component pins (each with its go.sum lines), ``go mod vendor`` for a
+edits the component pins (requirements dropped and added, replacements, each with its
+go.sum lines, and further go.sum lines from its ``go-sum`` file), ``go mod vendor`` for a
 GOPATH-layout build, and the files upstream's ``make generated_files`` wrote
 (:mod:`kubemips.generate`).
 
@@ -129,12 +130,27 @@ def _fetch_go_module(source: Source, dest: Path, go_cache: Path, *, what: str) -
     for path in [dest, *dest.rglob("*")]:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)
-    if not source.replaces and not source.gopath:
+    if not (source.replaces or source.requires or source.drops or source.go_sum) and not source.gopath:
         return
     if not (dest / "go.mod").is_file():
         raise BuildError(f"{what}: {source.label} has no go.mod to add replacements to (add one with a patch)")
     env = gotool.environment(go_cache)
     go = gotool.toolchain().go
+    if source.drops:
+        named = gotool.mod_paths(dest, go_cache, what=what)
+        for d in source.drops:
+            if d.module not in named:
+                raise BuildError(
+                    f"{what}: {source.label}'s go.mod neither requires nor replaces {d.module}, "
+                    "which the component drops (stale drop entry?)"
+                )
+    edits = [
+        *(f"-droprequire={d.module}" for d in source.drops),
+        *(f"-dropreplace={d.module}" for d in source.drops),
+        *(f"-require={r.module}@{r.version}" for r in source.requires),
+    ]
+    if edits:
+        cmd.run([go, "mod", "edit", *edits], cwd=dest, env=env, what=f"{what}: go mod edit (requirements)")
     for r in source.replaces:
         cmd.run(
             [go, "mod", "edit", f"-replace={r.module}={r.with_}@{r.version}"],
@@ -145,6 +161,9 @@ def _fetch_go_module(source: Source, dest: Path, go_cache: Path, *, what: str) -
     with (dest / "go.sum").open("a") as sums:
         for r in source.replaces:
             sums.write(f"{r.with_} {r.version} {r.sum}\n{r.with_} {r.version}/go.mod {r.go_mod_sum}\n")
+        for q in source.requires:
+            sums.write(f"{q.module} {q.version} {q.sum}\n{q.module} {q.version}/go.mod {q.go_mod_sum}\n")
+        sums.writelines(f"{line}\n" for line in source.go_sum)
     if source.gopath:
         log.info(f"[{what}] go mod vendor ({len(source.replaces)} replacements pinned)")
         try:

@@ -150,3 +150,82 @@ def test_smoke_client_needs_its_command(tmp_path: Path) -> None:
     body = go_component(f'sum = "{H1}"').replace('expect = "ok"', 'expect = "ok"\nclient = "debian-base"')
     with pytest.raises(ConfigError, match="client and client-command go together"):
         components.load_component(write_component(tmp_path, "x", body))
+
+
+def test_requirements_drops_and_go_sum_lines_are_pinned_and_in_the_pin(tmp_path: Path) -> None:
+    base = f'sum = "{H1}"'
+    extra = (
+        f'{base}\ndrop = [{{ module = "k8s.io/kubernetes/pkg/x", why = "vendored" }}]\n'
+        f'require = [{{ module = "k8s.io/kubernetes", version = "v1.17.3", sum = "{H1}", go-mod-sum = "{H1}", '
+        'why = "has pkg/x" }]\ngo-sum = "graph.go.sum"'
+    )
+    plain = components.load_component(write_component(tmp_path / "a", "x", go_component(base))).sources["main"]
+    path = write_component(tmp_path / "b", "x", go_component(extra))
+    (path.parent / "graph.go.sum").write_text(f"# comment\n\nexample.com/m v1.0.0/go.mod {H1}\n")
+    src = components.load_component(path).sources["main"]
+    assert [(r.module, r.version, r.why) for r in src.requires] == [("k8s.io/kubernetes", "v1.17.3", "has pkg/x")]
+    assert [d.module for d in src.drops] == ["k8s.io/kubernetes/pkg/x"]
+    assert src.go_sum == (f"example.com/m v1.0.0/go.mod {H1}",)
+    assert src.pin != plain.pin
+    # The go.sum lines are part of the pin: another hash there is another source.
+    (path.parent / "graph.go.sum").write_text(f"example.com/m v1.0.1/go.mod {H1}\n")
+    assert components.load_component(path).sources["main"].pin != src.pin
+
+
+def test_pins_without_the_newer_keys_are_unchanged() -> None:
+    """Sources that use no require/drop/go-sum keep the pin they had before those keys
+    existed (the pin names cached trees and is an input of every image built from them)."""
+    src = components.Source(
+        name="main", kind="go-module", url="", ref="", commit="", sha256="", strip=0, patches=(),
+        module="github.com/coredns/coredns", version="v1.6.2", sum=H1,
+    )  # fmt: skip
+    assert src.pin == "gomod-d6d2608b1edba2006bc6acef"  # as computed before those keys
+
+
+REQ = f'module = "a", version = "v1", sum = "{H1}"'
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (f'sum = "{H1}"\ndrop = [{{ module = "a" }}]', "missing required key 'why'"),
+        (f'sum = "{H1}"\nrequire = [{{ {REQ}, go-mod-sum = "{H1}" }}]', "missing required key 'why'"),
+        (f'sum = "{H1}"\nrequire = [{{ {REQ}, go-mod-sum = "x", why = "y" }}]', "h1:"),
+        (f'sum = "{H1}"\nrequire = ["a@v1"]', "must be a table"),
+        (f'sum = "{H1}"\ngo-sum = "missing.go.sum"', "go-sum file .*missing.go.sum not found"),
+    ],
+)
+def test_requirements_and_drops_refuse_unpinned_or_unexplained(tmp_path: Path, source: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        components.load_component(write_component(tmp_path, "x", go_component(source)))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "example.com/m v1.0.0 sha256:abc",
+        "example.com/m h1:" + "A" * 43 + "=",
+        f"example.com/m v1.0.0/go.mod {H1} extra",
+    ],
+)
+def test_go_sum_file_lines_are_checked(line: str) -> None:
+    with pytest.raises(ConfigError, match=r"graph.go.sum:2: not a go.sum line"):
+        components.go_sum_lines("graph.go.sum", f"# header\n{line}\n")
+
+
+def test_paths_in_go_mod_names_requirements_and_replaced_paths() -> None:
+    doc = """{
+        "Module": {"Path": "sigs.k8s.io/metrics-server"},
+        "Go": "1.13",
+        "Require": [{"Path": "k8s.io/api", "Version": "v0.17.3"},
+                    {"Path": "k8s.io/kubernetes/pkg/kubelet/apis/stats/v1alpha1", "Version": "v0.0.0"}],
+        "Replace": [{"Old": {"Path": "k8s.io/kubernetes/pkg/kubelet/apis/stats/v1alpha1"},
+                     "New": {"Path": "./vendor/k8s.io/kubernetes/pkg/kubelet/apis/stats/v1alpha1"}},
+                    {"Old": {"Path": "vbom.ml/util", "Version": "v0.0.0-1"}, "New": {"Path": "x", "Version": "v1"}}]
+    }"""
+    assert gotool.paths_in_go_mod(doc) == {
+        "k8s.io/api",
+        "k8s.io/kubernetes/pkg/kubelet/apis/stats/v1alpha1",
+        "vbom.ml/util",
+    }
+    assert gotool.paths_in_go_mod('{"Module": {"Path": "m"}, "Require": null, "Replace": null}') == set()
