@@ -246,6 +246,8 @@ class Runner:
         doc: list[Any] = [list(smoke.command), smoke.expect, list(smoke.env), list(smoke.entrypoint or [])]
         if smoke.files or smoke.client:
             doc += [dict(smoke.files), smoke.client, list(smoke.client_command)]
+        if smoke.exit_code:
+            doc += [smoke.exit_code]
         spec = hashlib.sha256(oci.canonical_json(doc)).hexdigest()[:16]
         return self.settings.cache_dir / "smoke" / f"{digest.removeprefix('sha256:')}-{spec}"
 
@@ -281,10 +283,11 @@ class Runner:
         )
         pattern = smoke.pattern(comp.version, arch)
         match = pattern.search(outcome.output)
-        if outcome.exit_code != 0 or match is None:
+        if outcome.exit_code != smoke.exit_code or match is None:
             res.smoke = "fail"
+            wanted = f" (expected {smoke.exit_code})" if smoke.exit_code else ""
             raise SmokeError(
-                f"[{node.id}] smoke check failed: `{' '.join(smoke.command)}` exited {outcome.exit_code}, "
+                f"[{node.id}] smoke check failed: `{' '.join(smoke.command)}` exited {outcome.exit_code}{wanted}, "
                 f"expected output matching /{pattern.pattern}/; got:\n{outcome.output[-1500:]}"
             )
         marker.parent.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,7 @@ _SMOKE = {
     "files": dict,
     "client": str,
     "client-command": list,
+    "exit-code": int,
 }
 _SOURCE = {
     "kind": str,
@@ -113,6 +114,10 @@ class SmokeDef:
     no shell (CoreDNS is FROM scratch) the client asks the server, and its output is what
     ``expect`` must match."""
     client_command: tuple[str, ...] = ()
+    exit_code: int = 0
+    """The exit status ``command`` (or the client) must end with: a server started
+    without what it needs fails on purpose, with its own message (metrics-server with no
+    API server to delegate authentication to exits 2)."""
 
     def pattern(self, version: str, arch: Arch) -> re.Pattern[str]:
         values = {"version": re.escape(version), "uname": re.escape(arch.uname), "oci": arch.oci, "debian": arch.debian}
@@ -294,7 +299,10 @@ def _smoke(where: str, data: Mapping[str, Any], version: str) -> SmokeDef:
         files=str_map(where, "files", smoke.get("files", {})),
         client=smoke.get("client", ""),
         client_command=str_list(where, "client-command", smoke.get("client-command", [])),
+        exit_code=smoke.get("exit-code", 0),
     )
+    if not 0 <= result.exit_code <= 255:
+        raise ConfigError(f"{where}: exit-code must be 0 to 255, got {result.exit_code}")
     if bool(result.client) != bool(result.client_command):
         raise ConfigError(f"{where}: client and client-command go together")
     for path in result.files:

@@ -165,3 +165,12 @@ def test_e2e_alias_checks_the_source_version() -> None:
     out = "etcd Version: 3.4.23\nOK\nok-mips64\n"
     assert image.smoke.pattern(comp.version, parse_arch("mips64el")).search(out)
     assert image.labels["org.kubemips.alias-of"] == "etcd:3.4.23"
+
+
+def test_smoke_exit_code_defaults_to_zero_and_is_a_status(tmp_path: Path) -> None:
+    comp = components.load_component(write_component(tmp_path, "x", simple("x")))
+    assert comp.images[0].smoke.exit_code == 0
+    body = simple("x").replace('expect = "ok"', 'expect = "ok"\nexit-code = 2')
+    assert components.load_component(write_component(tmp_path, "x", body)).images[0].smoke.exit_code == 2
+    with pytest.raises(ConfigError, match="exit-code must be 0 to 255"):
+        components.load_component(write_component(tmp_path, "x", body.replace("exit-code = 2", "exit-code = 256")))
