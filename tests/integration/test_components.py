@@ -3,9 +3,9 @@
 Debian-sourced components (golang, etcd, docker-ce) and pause build for real here.
 Kubernetes itself (hyperkube, the node binaries) builds from its real module in
 tests/integration/test_kubernetes.py (`nox -s kubernetes`, by hand: tens of minutes);
-the Go test images from the same module build in test_e2e.py.  coredns, calico and
-metrics-server still have no upstream pin and build from trees laid out like theirs,
-through --source.
+the Go test images from the same module build in test_e2e.py.  CoreDNS and
+metrics-server build from their real modules (no --source); calico still has no upstream
+pin and builds from trees laid out like its repositories, through --source.
 """
 
 from __future__ import annotations
@@ -90,22 +90,40 @@ def test_docker_ce_bundle_export(debian_components: Built, cli: Cli, tmp_path: P
     assert "checksums verified" in proc.stdout
 
 
-def test_go_components_from_source_trees(cli: Cli, tmp_path: Path) -> None:
+def test_calico_from_source_trees(cli: Cli, tmp_path: Path) -> None:
     trees = upstream_trees.calico(tmp_path / "calico")
     calico = cli.invoke_build_task(
         "build-calico", "--source", ",".join(f"{k}={v}" for k, v in trees.items()), "--arch", BOTH
     )
     assert_built(calico, "calico-node", "calico-cni", "calico-kube-controllers", "calico-ctl")
-    metrics = cli.invoke_build_task(
-        "build-metrics-server", "--source", str(upstream_trees.metrics_server(tmp_path / "ms")), "--arch", BOTH
-    )
-    assert_built(metrics, "metrics-server")
     run = ("run", "--rm", "--platform", "linux/mips64le")
     assert docker(*run, f"{cli.registry}/calico-node:v3.8.0", "-v").stdout.strip() == "v3.8.0"
     assert "Client Version:    v3.8.0" in docker(*run, f"{cli.registry}/calico-ctl:v3.8.0", "version").stdout
-    assert (
-        docker(*run, f"{cli.registry}/metrics-server:v0.3.6", "--help").stdout.strip() == "Launch metrics-server v0.3.6"
-    )
+
+
+def test_metrics_server_from_its_module_on_both_arches(cli: Cli) -> None:
+    """metrics-server from sigs.k8s.io/metrics-server at commit 5fcf6956a533 (no --source):
+    its smoke check starts it as the manifest does, with no API server, and it stops with
+    its own message; here each arch also prints its stamped version and its real flags."""
+    metrics = cli.invoke_build_task("build-metrics-server", "--arch", BOTH)
+    assert_built(metrics, "metrics-server")
+    assert arches_of(cli, "metrics-server", "v0.3.6-5fcf6956") == {"amd64", "mips64le"}
+    image = f"{cli.registry}/metrics-server:v0.3.6-5fcf6956"
+    for platform in ("linux/amd64", "linux/mips64le"):
+        run = ("run", "--rm", "--pull", "always", "--network", "none", "--platform", platform, image)
+        assert docker(*run, "--version", timeout=300).stdout.strip() == "v0.3.6-5fcf6956"
+        flags = docker(*run, "--help", timeout=300).stdout
+        assert flags.startswith("Launch metrics-server\n"), flags[:200]
+        for flag in ("--kubelet-insecure-tls ", "--kubelet-preferred-address-types strings ", "--kubelet-port int "):
+            assert flag in flags, flag
+        started = docker(*run, "--cert-dir=/tmp", "--secure-port=4443", timeout=300, check=False)
+        assert started.returncode == 2
+        assert (
+            "Error: failed to get delegated authentication kubeconfig: failed to get delegated authentication "
+            "kubeconfig: unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+            "KUBERNETES_SERVICE_PORT must be defined"
+        ) in started.stderr
+        assert "Generated self-signed cert (/tmp/apiserver.crt, /tmp/apiserver.key)" in started.stderr
 
 
 def test_coredns_from_its_module_answers_dns_on_mips64le(cli: Cli) -> None:
@@ -118,8 +136,9 @@ def test_coredns_from_its_module_answers_dns_on_mips64le(cli: Cli) -> None:
 
 
 def test_unpinned_and_mismatched_sources_are_refused(cli: Cli) -> None:
-    proc = cli.invoke("build-metrics-server", "--arch", "amd64", check=False)
-    assert proc.returncode == 2 and "no pinned source 'main' for metrics-server 0.3.6" in proc.stderr
+    proc = cli.invoke("build-calico", "--arch", "amd64", check=False)
+    assert proc.returncode == 2
+    assert "no pinned source 'calicoctl', 'cni', 'kube-controllers', 'node' for calico 3.8.0" in proc.stderr
     proc = cli.invoke("build-hyperkube", "--version", "v1.17.0", "--arch", "amd64", check=False)
     assert proc.returncode == 2 and "pins its source for hyperkube v1.16.2" in proc.stderr
 

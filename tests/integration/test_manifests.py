@@ -23,13 +23,13 @@ def pause_etcd(cli: Cli) -> None:
 @pytest.fixture(scope="module")
 def cluster_images(pause_etcd: None, cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every image the manifests name, built for both arches (cached when built already):
-    Kubernetes and the conformance image from the real module (tens of minutes)."""
+    Kubernetes, CoreDNS, metrics-server and the conformance image from their real modules
+    (tens of minutes); calico from trees laid out like its repositories."""
     root = tmp_path_factory.mktemp("cluster-trees")
     calico = upstream_trees.calico(root / "calico")
     cli.invoke_build_task("build-hyperkube", "--arch", BOTH)
     cli.invoke_build_task("build-coredns", "--arch", BOTH)
-    ms = upstream_trees.metrics_server(root / "metrics-server")
-    cli.invoke_build_task("build-metrics-server", "--source", str(ms), "--arch", BOTH)
+    cli.invoke_build_task("build-metrics-server", "--arch", BOTH)
     sources = ",".join(f"{name}={path}" for name, path in calico.items())
     cli.invoke_build_task("build-calico", "--source", sources, "--arch", BOTH)
     cli.invoke_build_task("e2e-images", "--what", "conformance", "--arch", BOTH)

@@ -450,46 +450,6 @@ func main() {
     )
 
 
-def metrics_server(root: Path) -> Path:
-    """A pre-modules tree: no go.mod, imports under its GOPATH import path."""
-    return _write(
-        root,
-        {
-            "pkg/version/version.go": """
-package version
-
-var (
-	gitVersion   = "v0.0.0-master"
-	gitCommit    string
-	gitTreeState string
-	buildDate    string
-)
-
-// Get returns the stamped version.
-func Get() string { return gitVersion }
-""",
-            "cmd/metrics-server/metrics-server.go": """
-package main
-
-import (
-	"fmt"
-	"os"
-
-	"github.com/kubernetes-incubator/metrics-server/pkg/version"
-)
-
-func main() {
-	if len(os.Args) > 1 && os.Args[1] == "--help" {
-		fmt.Println("Launch metrics-server " + version.Get())
-		return
-	}
-	fmt.Println("serving would start here")
-}
-""",
-        },
-    )
-
-
 def _version_main(flag: str, module_var: str = "VERSION") -> str:
     return f"""
 package main

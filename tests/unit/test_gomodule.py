@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kubemips import components, gotool
+from kubemips.arch import parse_arch
 from kubemips.errors import ConfigError, PrerequisiteError
 
 from .helpers import write_component
@@ -229,3 +230,46 @@ def test_paths_in_go_mod_names_requirements_and_replaced_paths() -> None:
         "vbom.ml/util",
     }
     assert gotool.paths_in_go_mod('{"Module": {"Path": "m"}, "Require": null, "Replace": null}') == set()
+
+
+def test_metrics_server_is_pinned_to_a_served_revision_and_named_by_it() -> None:
+    comp = components.load_catalog(REPO).components["metrics-server"]
+    src = comp.sources["main"]
+    assert (src.module, src.version) == ("sigs.k8s.io/metrics-server", "v0.0.0-20200406215547-5fcf6956a533")
+    assert src.sum == "h1:540Q0iT8PVI3b9hY8+cGNjLLosvoYLeyBaqZdvNTxPM="
+    # Not v0.3.6: the tag says which commit after it the code is.
+    assert (comp.version, comp.tag) == ("0.3.6-5fcf6956", "v0.3.6-5fcf6956")
+    assert src.version.endswith(src.commit) and comp.version.endswith(src.commit[:8])
+    # The dropped vendored package is provided by the required module, and every
+    # replacement and requirement says why.
+    (drop,) = src.drops
+    (kubernetes,) = src.requires
+    assert drop.module.startswith(kubernetes.module + "/")
+    assert all(r.why for r in src.replaces) and kubernetes.why and drop.why
+    staging = {r.module: r.version for r in src.replaces if r.module.startswith("k8s.io/")}
+    assert len(staging) == 21 and set(staging.values()) == {"v0.17.3"}
+    # The graph's go.sum lines are go.mod hashes only: nothing compiled comes from them.
+    assert len(src.go_sum) > 300 and all(" " in line and "/go.mod h1:" in line for line in src.go_sum)
+    assert not src.generate and not src.gopath
+
+
+def test_metrics_server_smoke_wants_its_own_error_its_flags_and_status_2() -> None:
+    comp, image = components.load_catalog(REPO).image("metrics-server")
+    smoke = image.smoke
+    assert smoke.exit_code == 2 and "--kubelet-insecure-tls" in smoke.command
+    error = (
+        "Error: failed to get delegated authentication kubeconfig: failed to get delegated authentication "
+        "kubeconfig: unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+        "KUBERNETES_SERVICE_PORT must be defined\n"
+    )
+    usage = (
+        "Usage:\n   [flags]\n\nFlags:\n"
+        "      --kubelet-insecure-tls                                    Do not verify CA ...\n"
+        "      --kubelet-port int                                        The port ...\n"
+        "      --kubelet-preferred-address-types strings                 The priority ...\n"
+    )
+    started = "I1127 serving.go:306] Generated self-signed cert (/tmp/apiserver.crt, /tmp/apiserver.key)\n"
+    pattern = smoke.pattern(comp.version, parse_arch("mips64el"))
+    assert pattern.search(started + error + usage + "panic: ...\n")
+    assert not pattern.search("Launch metrics-server\n\n" + usage)  # --help alone is not a start
+    assert not pattern.search(started + error)  # an error without its flags: not this program

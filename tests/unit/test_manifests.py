@@ -37,7 +37,7 @@ def test_every_image_points_into_the_registry(rendered: dict[str, str]) -> None:
         f"registry.test:5000/k8s/{name}"
         for name in (
             "calico-cni:v3.8.0", "calico-kube-controllers:v3.8.0", "calico-node:v3.8.0", "conformance:v1.16.2",
-            "coredns:1.6.2", "etcd:3.4.23", "hyperkube:v1.16.2", "metrics-server:v0.3.6", "pause:3.1",
+            "coredns:1.6.2", "etcd:3.4.23", "hyperkube:v1.16.2", "metrics-server:v0.3.6-5fcf6956", "pause:3.1",
         )
     ]  # fmt: skip
     configmap = next(d for d in yaml.safe_load_all(rendered["conformance.yaml"]) if d and d["kind"] == "ConfigMap")
