@@ -102,7 +102,7 @@ def test_go_images_from_the_kubernetes_module(from_kubernetes_module: Built, cli
     serve = docker(*run, f"{cli.registry}/agnhost:2.6", "serve-hostname", "--help").stdout
     assert "--port int   Port number. (default 9376)" in serve
     out = docker(*run, f"{cli.registry}/mounttest-user:1.0", "--file_owner=/mounttest")
-    assert out.stdout.strip() == 'owner UID of "/mounttest": 0'
+    assert out.stdout.splitlines()[:2] == ['owner UID of "/mounttest": 0', 'owner GID of "/mounttest": 0']
     user = json.loads(skopeo_raw(f"{cli.registry}/mounttest-user:1.0-linux-mips64le", config=True))["config"]["User"]
     assert user == "1001"
 
