@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import netplan
 from .arch import Arch, parse_arch, parse_arches
 from .errors import ConfigError
 from .schema import check_table, read_toml, str_list, suggest
@@ -64,6 +65,12 @@ SCHEMA: Mapping[str, Mapping[str, _Key]] = {
         "security-mirror": _Key(str, "", "security archive URI; empty means the host's"),
         "source-date-epoch": _Key(int, 1700000000, "timestamp clamped into every image"),
     },
+    "cluster": {
+        "node-address": _Key(str, netplan.DEFAULT_NODE_ADDRESS, "the local cluster's node address (on kubemips0)"),
+        "service-subnet": _Key(str, netplan.DEFAULT_SERVICE_SUBNET, "the local cluster's Service range"),
+        "pod-subnet": _Key(str, netplan.DEFAULT_POD_SUBNET, "the local cluster's pod range"),
+        "timeout": _Key(int, 600, "seconds cluster-up waits for the node and system pods"),
+    },
     "paths": {
         "cache": _Key(str, ".cache", "work and cache directory, relative to the repo"),
         "go-cache": _Key(str, "", "Go module and build caches; empty means CACHE/go"),
@@ -96,6 +103,9 @@ class Settings:
     runners: Mapping[Arch, str] = field(default_factory=dict)
     ca_file: Path | None = None
     """A CA (PEM) trusted for the registry besides the system store and Docker's certs.d."""
+    cluster_plan: netplan.AddressPlan = field(default_factory=netplan.default)
+    """Addresses of the local cluster (`invoke cluster-up`)."""
+    cluster_timeout: int = 600
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     """Where each value came from ("default", file path, env var, "flag"), for `show-config`."""
 
@@ -253,6 +263,15 @@ def load(
         ca_file = ca_file if ca_file.is_absolute() else root / ca_file
         if not ca_file.is_file():
             raise ConfigError(f"{where('registry.ca-file')}: no such file {ca_file}")
+    plan = netplan.parse(
+        values["cluster.node-address"],
+        values["cluster.service-subnet"],
+        values["cluster.pod-subnet"],
+        where=f"{sources['cluster.node-address']}: [cluster]",
+    )
+    timeout = values["cluster.timeout"]
+    if not isinstance(timeout, int) or timeout < 30:
+        raise ConfigError(f"{where('cluster.timeout')} must be at least 30 seconds, got {timeout!r}")
     return Settings(
         root=root,
         config_path=path if path.is_file() else None,
@@ -272,6 +291,8 @@ def load(
         engines=engines,
         runners=runners,
         ca_file=ca_file,
+        cluster_plan=plan,
+        cluster_timeout=timeout,
         sources=sources,
     )
 

@@ -1,8 +1,10 @@
 """Cluster manifests rendered against a registry, and the check that they can be deployed.
 
 Templates in ``manifests/*.yaml.in`` name images as ``{{image:NAME}}`` (a project image:
-rendered as REGISTRY/repo:tag), ``{{tag:NAME}}``, ``{{registry}}``, ``{{kubernetes}}`` and,
-alone on a line, ``{{repo_list}}`` (the KUBE_TEST_REPO_LIST YAML, indented as the line).
+rendered as REGISTRY/repo:tag), ``{{tag:NAME}}``, ``{{registry}}``, ``{{kubernetes}}``, the
+cluster's addresses as ``{{net:pod-subnet}}``, ``{{net:service-subnet}}``, ``{{net:dns}}``
+(kubemips.toml [cluster]) and, alone on a line, ``{{repo_list}}`` (the KUBE_TEST_REPO_LIST
+YAML, indented as the line).
 ``verify`` reads rendered files back and checks two things a user needs before
 deploying: every image they reference is a manifest list in the registry holding every
 configured arch, and every document is valid for its apiVersion/kind, offline (the
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import conformance
+from . import conformance, netplan
 from .arch import Arch
 from .components import Catalog
 from .errors import ConfigError, KubemipsError
@@ -32,8 +34,12 @@ def templates(root: Path) -> list[Path]:
     return sorted((root / TEMPLATE_DIR).glob("*.yaml.in"))
 
 
-def render(root: Path, registry: str, k8s: str, catalog: Catalog) -> dict[str, str]:
-    """File name -> rendered text, for every template."""
+def render(
+    root: Path, registry: str, k8s: str, catalog: Catalog, plan: netplan.AddressPlan | None = None
+) -> dict[str, str]:
+    """File name -> rendered text, for every template (addresses from ``plan``, default
+    the [cluster] defaults)."""
+    plan = plan or netplan.default()
     cc = conformance.load(root, k8s, catalog)
     repo_list = conformance.repo_list_yaml(cc, registry).rstrip("\n").splitlines()
     out: dict[str, str] = {}
@@ -44,17 +50,22 @@ def render(root: Path, registry: str, k8s: str, catalog: Catalog) -> dict[str, s
                 indent = line[: len(line) - len(line.lstrip())]
                 lines += [indent + item for item in repo_list]
                 continue
-            lines.append(_substitute(line, f"{path}:{n}", registry, k8s, catalog))
+            lines.append(_substitute(line, f"{path}:{n}", registry, k8s, catalog, plan))
         out[path.name.removesuffix(".in")] = "\n".join(lines) + "\n"
     return out
 
 
-def _substitute(line: str, where: str, registry: str, k8s: str, catalog: Catalog) -> str:
-    return _PLACEHOLDER.sub(lambda m: _value(m, where, registry, k8s, catalog), line)
+def _substitute(line: str, where: str, registry: str, k8s: str, catalog: Catalog, plan: netplan.AddressPlan) -> str:
+    return _PLACEHOLDER.sub(lambda m: _value(m, where, registry, k8s, catalog, plan), line)
 
 
-def _value(m: re.Match[str], where: str, registry: str, k8s: str, catalog: Catalog) -> str:
+def _value(m: re.Match[str], where: str, registry: str, k8s: str, catalog: Catalog, plan: netplan.AddressPlan) -> str:
     kind, arg = m.group(1), m.group(2)
+    if kind == "net" and arg:
+        values = {**plan.as_dict(), "dns": str(plan.dns_address)}
+        if arg not in values:
+            raise ConfigError(f"{where}: {m.group(0)}: unknown address; known: {', '.join(sorted(values))}")
+        return values[arg]
     if kind == "registry" and arg is None:
         return registry
     if kind == "kubernetes" and arg is None:
