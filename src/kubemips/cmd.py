@@ -80,3 +80,35 @@ def output(
 ) -> str:
     """Run quietly and return the stripped output; raises like :func:`run`."""
     return run(argv, what=what, env=env, timeout=timeout, echo=False).stdout.strip()
+
+
+def spawn(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    detach: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in the background with stdout+stderr appended to ``log_path``.
+
+    ``detach`` puts it in its own session so it outlives this process (a daemon the
+    project supervises by its recorded PID); otherwise it is a child to wait for.
+    """
+    args = [os.fspath(a) for a in argv]
+    if not args:
+        raise ValueError("empty command")
+    exe = which(args[0])
+    log.command(shlex.join(args) + f"  (log: {log_path})")
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as logf:
+        return subprocess.Popen(
+            [exe, *args[1:]],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            start_new_session=detach,
+        )

@@ -62,3 +62,8 @@ class Interrupted(KubemipsError):
     """SIGINT or SIGTERM: the run stopped at a safe point, publishing nothing more."""
 
     exit_code = 130
+
+
+class ClusterError(KubemipsError):
+    """The local cluster could not be brought up, used or torn down; names the component
+    and the log file to read."""
