@@ -55,6 +55,16 @@ def kubernetes(session: nox.Session) -> None:
     session.run(PY, "-m", "pytest", "-m", "kubernetes", *session.posargs, external=True)
 
 
+@nox.session(python=False, tags=["cluster"])
+def cluster(session: nox.Session) -> None:
+    """A real single-node cluster from the registry's images: up, a pod behind a Service, down (root, minutes).
+
+    The tests marked `cluster` (tests/integration/test_cluster.py); they need hyperkube,
+    etcd, pause, kubernetes-node and agnhost in the registry (REGISTRY, or the embedded one).
+    """
+    session.run(PY, "-m", "pytest", "-m", "cluster", *session.posargs, external=True)
+
+
 @nox.session(python=False)
 def build(session: nox.Session) -> None:
     """Build images: `nox -s build -- debian-base pause` (the default set without arguments)."""

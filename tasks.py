@@ -305,6 +305,59 @@ def images(c: Context) -> None:
         app.list_images(app.settings())
 
 
+@task(
+    name="cluster-up",
+    help={
+        "arch": "the cluster's architecture (default: this machine's; a cluster runs on its own arch)",
+        "registry": _COMMON_HELP["registry"],
+        "node_binaries": "directory with kubeadm, kubelet, kubectl instead of the registry's kubernetes-node bundle",
+    },
+)
+def cluster_up(c: Context, arch: str = "", registry: str = "", node_binaries: str = "") -> None:
+    """Bring up a single-node Kubernetes on this machine from the registry's images (idempotent)."""
+    with app.edge():
+        app.cluster_up(app.settings(registry=registry), arch, node_binaries)
+
+
+@task(name="cluster-down")
+def cluster_down(c: Context) -> None:
+    """Remove everything cluster-up made (kubelet, containers, mounts, rules, interfaces, files); safe to repeat."""
+    with app.edge():
+        app.cluster_down(app.settings())
+
+
+@task(
+    help={
+        "focus": "ginkgo focus regex (default: the whole conformance suite)",
+        "skip": "ginkgo skip regex",
+        "parallel": "ginkgo nodes (1 = serial, as certification runs)",
+        "results": "directory for e2e.log, junit_*.xml, e2e.tar.gz (default: <cache>/reports/conformance)",
+        "timeout": "seconds before the run is stopped (results so far are kept)",
+        "registry": _COMMON_HELP["registry"],
+    }
+)
+def conformance(
+    c: Context,
+    focus: str = r"\[Conformance\]",
+    skip: str = "",
+    parallel: int = 1,
+    results: str = "",
+    timeout: int = 7200,
+    registry: str = "",
+) -> None:
+    """Run the conformance image's e2e.test against the local cluster; print passed/failed/skipped."""
+    from pathlib import Path
+
+    with app.edge():
+        settings = app.settings(registry=registry)
+        out = Path(results) if results else settings.cache_dir / "reports" / "conformance"
+        summary = app.run_conformance(settings, focus=focus, skip=skip, parallel=parallel, results=out, timeout=timeout)
+        print(summary.render())
+        print(f"results: {out}")
+    if summary.failed or summary.ran == 0:
+        raise Exit("conformance: " + ("failures" if summary.failed else "no test ran (check --focus)"), code=1)
+
+
 def _component_task(comp: components.Component) -> Task[Any]:
     images = ", ".join(f"{img.name}:{comp.tag}" for img in comp.images)
 
@@ -335,6 +388,7 @@ ns = Collection(
     build, bundle, matrix, merge, verify, e2e_images, e2e_list, e2e_repo_list, e2e_coverage,
     manifests, verify_manifests, images_for_cluster, mirror,
     registry_start, registry_stop, registry_status, show_config, images,
+    cluster_up, cluster_down, conformance,
 )  # fmt: skip
 _loaded, _broken = components.load_each(config.find_root())
 for _comp in _loaded:

@@ -39,6 +39,8 @@ packages=(
   gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross  # cross static C
   golang-go            # Go cross-compiling (CGO_ENABLED=0)
   skopeo               # independent read-back of what was published
+  containernetworking-plugins  # the local cluster's CNI: bridge, host-local, portmap, loopback
+  socat                # the kubelet's port-forward (kubectl port-forward) with dockershim
   python3 python3-venv
   git ca-certificates
 )

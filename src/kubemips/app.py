@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import components, config, conformance, interrupt, localregistry, log, manifests, oci, shard
-from .arch import parse_arch, parse_arches
+from . import components, config, conformance, e2erun, interrupt, localregistry, log, manifests, oci, shard
+from .arch import Arch, parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
 from .config import Settings
 from .engine import Engines
@@ -497,3 +497,142 @@ def mirror(s: Settings, source: str, k8s: str, what: Sequence[str]) -> None:
             verify_list(dest, repo, tag, [], expected=lst.digest)
         rows.append([ref, f"copied from {source} ({lst.digest[:19]}), verified"])
     log.print_block(log.table(["image", "result"], rows))
+
+
+# -- the local cluster ------------------------------------------------------------------------
+
+_CLUSTER_IMAGES = {"hyperkube": "hyperkube", "etcd": "etcd", "pause": "pause", "coredns": "coredns"}
+_BUILD_HINT = {
+    "hyperkube": "invoke build-hyperkube",
+    "etcd": "invoke build --what etcd",
+    "pause": "invoke build --what pause",
+    "coredns": "invoke build --what coredns",
+    "kubernetes-node": "invoke build-hyperkube",
+    "conformance": "invoke e2e-images --what conformance",
+}
+
+
+def _cluster_arch(arch: str) -> Arch:
+    from .arch import host_arch
+
+    wanted = parse_arch(arch) if arch else host_arch()
+    if wanted != host_arch():
+        raise ConfigError(
+            f"a {wanted} cluster runs on a {wanted} machine; this one is {host_arch()}: the kubelet pulls "
+            "images by tag and the engine picks its own platform from each list, so a foreign-arch cluster "
+            "cannot run here"
+        )
+    return wanted
+
+
+def _image_in_registry(reg: Registry, repo: str, tag: str, arch: Arch, *, per_arch: bool = False) -> bool:
+    """Whether the registry holds ``repo:tag`` for ``arch`` (as the per-arch tag with ``per_arch``)."""
+    if per_arch:
+        return reg.get_manifest(repo, f"{tag}-{arch.tag_suffix}") is not None
+    manifest = reg.get_manifest(repo, tag)
+    if manifest is None:
+        return False
+    if not manifest.is_list:
+        return True
+    return any((m.get("platform") or {}).get("architecture") == arch.oci for m in manifest.doc.get("manifests", []))
+
+
+def cluster_up(s: Settings, arch: str = "", node_binaries: str = "") -> Path:
+    """`invoke cluster-up`: a single-node cluster of the registry's images; the kubeconfig path."""
+    from . import cluster
+    from .errors import ClusterError
+
+    target = _cluster_arch(arch)
+    lay = cluster.layout_for(s.cache_dir)
+    cat = catalog(s)
+    reg = open_registry(s, start=False)
+    refs: dict[str, str] = {}
+    missing: list[str] = []
+    for role, name in _CLUSTER_IMAGES.items():
+        comp, image = cat.image(name)
+        refs[role] = f"{s.registry}/{image.repo}:{comp.tag}-{target.tag_suffix}"
+        if not _image_in_registry(reg, image.repo, comp.tag, target, per_arch=True):
+            if role == "coredns":
+                continue
+            missing.append(f"{name}: {refs[role]} for {target} is not in the registry (build it: {_BUILD_HINT[name]})")
+    if missing:
+        raise ClusterError("cannot bring the cluster up, images missing:\n  " + "\n  ".join(missing))
+    dns_comp, dns_image = cat.image("coredns")
+    has_coredns = _image_in_registry(reg, dns_image.repo, dns_comp.tag, target, per_arch=True)
+    kube = cat.image("hyperkube")[0].tag
+    if cluster.State.load(lay) is not None:
+        binaries = lay.bin  # already in place; cluster.up verifies or resumes
+    elif node_binaries:
+        binaries = Path(node_binaries).expanduser().resolve()
+        if not binaries.is_dir():
+            raise ConfigError(f"--node-binaries {node_binaries}: not a directory")
+    else:
+        node_comp, node_image = cat.image("kubernetes-node")
+        if not _image_in_registry(reg, node_image.repo, node_comp.tag, target):
+            raise ClusterError(
+                f"kubernetes-node: {s.registry}/{node_image.repo}:{node_comp.tag} for {target} is not in the "
+                f"registry (build it: {_BUILD_HINT['kubernetes-node']}; or give --node-binaries DIR)"
+            )
+        import dataclasses
+
+        (binaries,) = bundle(dataclasses.replace(s, arches=(target,)), "kubernetes-node", lay.state / "bundle")
+    rendered = manifests.render(s.root, s.registry, kube, cat, s.cluster_plan)
+    request = cluster.UpRequest(
+        arch=target,
+        plan=s.cluster_plan,
+        images=cluster.Images(**refs),
+        coredns=has_coredns,
+        kubernetes=kube,
+        registry=s.registry,
+        kubeadm_template=rendered["kubeadm.yaml"],
+        coredns_manifest=rendered["coredns.yaml"],
+        node_binaries=binaries,
+        timeout=s.cluster_timeout,
+    )
+    return cluster.up(request, lay)
+
+
+def cluster_down(s: Settings) -> None:
+    """`invoke cluster-down`: remove everything cluster-up made."""
+    from . import cluster
+
+    cluster.down(cluster.layout_for(s.cache_dir), s.cluster_plan)
+
+
+def run_conformance(
+    s: Settings, *, focus: str, skip: str, parallel: int, results: Path, timeout: int
+) -> e2erun.Summary:
+    """`invoke conformance`: e2e.test from the conformance image against the local cluster."""
+    from . import cluster
+    from .errors import ClusterError
+
+    lay = cluster.layout_for(s.cache_dir)
+    st = cluster.status(lay)
+    if st is None:
+        raise ClusterError(f"no cluster answers (state {lay.state}): bring one up with `invoke cluster-up` first")
+    arch = parse_arch(st.arch)
+    cat = catalog(s)
+    comp, image = cat.image("conformance")
+    reg = open_registry(s, start=False)
+    ref = f"{s.registry}/{image.repo}:{comp.tag}"
+    if not _image_in_registry(reg, image.repo, comp.tag, arch):
+        raise ClusterError(
+            f"conformance: {ref} for {arch} is not in the registry; build it with `{_BUILD_HINT['conformance']}` "
+            "(compiles e2e.test, ginkgo and kubectl from the Kubernetes module: tens of minutes on 2 cores)"
+        )
+    results.mkdir(parents=True, exist_ok=True)
+    repo_list = e2e_repo_list(s, st.kubernetes, results / "repo-list.yaml")
+    return e2erun.run(
+        e2erun.RunRequest(
+            image=ref,
+            arch=arch,
+            kubeconfig=lay.kubeconfig,
+            repo_list=repo_list,
+            resolv_conf=lay.resolv_conf,
+            results=results,
+            focus=focus,
+            skip=skip,
+            parallel=parallel,
+            timeout=timeout,
+        )
+    )

@@ -1,0 +1,197 @@
+"""Running the conformance suite against the local cluster, and reading its results.
+
+The project's conformance image (ginkgo, e2e.test, kubectl and upstream's run_e2e.sh) runs
+as one container on the local Docker engine with host networking, the cluster's kubeconfig
+and the KUBE_TEST_REPO_LIST mounted, so e2e.test reaches the API server on the node
+address and every test image comes from the project's registry.  Its resolv.conf names
+only the cluster DNS.  The results directory receives what sonobuoy collects (e2e.log,
+junit_*.xml, e2e.tar.gz) plus the runner's own output; :func:`parse_junit` turns the junit
+files into passed/failed/skipped counts and a list of failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import log
+from .arch import Arch
+from .errors import ClusterError, ConfigError
+
+CONTAINER_NAME = "kubemips-conformance"
+_INSIDE = Path("/kubemips")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest:
+    image: str
+    arch: Arch
+    kubeconfig: Path
+    repo_list: Path
+    resolv_conf: Path
+    results: Path
+    focus: str
+    skip: str
+    parallel: int
+    timeout: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    name: str
+    message: str
+
+
+@dataclass
+class Summary:
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    junit_files: list[Path] = field(default_factory=list)
+
+    @property
+    def ran(self) -> int:
+        return self.passed + self.failed
+
+    def render(self) -> str:
+        lines = [f"passed {self.passed}, failed {self.failed}, skipped {self.skipped} (ran {self.ran})"]
+        lines += [f"  FAILED {f.name}\n         {f.message}" for f in self.failures]
+        return "\n".join(lines)
+
+
+def parse_junit(paths: Iterable[Path]) -> Summary:
+    """Counts and failures from ginkgo's junit files (one per parallel node)."""
+    summary = Summary()
+    for path in sorted(paths):
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError as exc:
+            raise ClusterError(f"{path}: not a junit XML file ({exc})") from None
+        summary.junit_files.append(path)
+        for case in root.iter("testcase"):
+            name = case.get("name", "?")
+            failure = case.find("failure")
+            if failure is None:
+                failure = case.find("error")
+            if failure is not None:
+                text = (failure.get("message") or failure.text or "").strip()
+                first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+                summary.failed += 1
+                summary.failures.append(Failure(name, first[:300]))
+            elif case.find("skipped") is not None:
+                summary.skipped += 1
+            else:
+                summary.passed += 1
+    return summary
+
+
+def check_regex(flag: str, pattern: str) -> None:
+    """Ginkgo takes Go regular expressions; catch the common mistakes before a long run."""
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"--{flag} {pattern!r}: not a regular expression ({exc})") from None
+
+
+def run(req: RunRequest) -> Summary:
+    """Run the suite to completion (or until ``timeout``), then parse and return its results."""
+    import docker.errors
+    import requests
+
+    from .engine import Engine
+
+    check_regex("focus", req.focus)
+    if req.skip:
+        check_regex("skip", req.skip)
+    if req.parallel < 1:
+        raise ConfigError(f"--parallel must be at least 1, got {req.parallel}")
+    for stale in [*req.results.glob("junit_*.xml"), req.results / "e2e.log", req.results / "done"]:
+        stale.unlink(missing_ok=True)
+    engine = Engine()
+    client = engine.client
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(CONTAINER_NAME).remove(force=True)
+    runner_log = req.results / "runner.log"
+    began = time.monotonic()
+    with log.step(f"conformance: {req.image} (focus {req.focus!r}, skip {req.skip!r}, {req.parallel} node(s))"):
+        engine.pull(req.image, req.arch)
+        env = {
+            "KUBECONFIG": str(_INSIDE / "kubeconfig"),
+            "KUBE_TEST_REPO_LIST": str(_INSIDE / "repo-list.yaml"),
+            "E2E_FOCUS": req.focus,
+            "E2E_SKIP": req.skip,
+            "E2E_PARALLEL": str(req.parallel),
+            "E2E_PROVIDER": "skeleton",
+            "RESULTS_DIR": "/tmp/results",
+        }
+        volumes = {
+            str(req.kubeconfig): {"bind": str(_INSIDE / "kubeconfig"), "mode": "ro"},
+            str(req.repo_list.resolve()): {"bind": str(_INSIDE / "repo-list.yaml"), "mode": "ro"},
+            str(req.resolv_conf): {"bind": "/etc/resolv.conf", "mode": "ro"},
+            str(req.results.resolve()): {"bind": "/tmp/results", "mode": "rw"},
+        }
+        try:
+            container = client.containers.run(
+                req.image,
+                name=CONTAINER_NAME,
+                environment=env,
+                volumes=volumes,
+                network_mode="host",
+                platform=req.arch.platform,
+                detach=True,
+            )
+        except docker.errors.APIError as exc:
+            raise ClusterError(f"conformance: docker could not start {req.image}: {exc.explanation or exc}") from None
+        timed_out = False
+        try:
+            deadline = began + req.timeout
+            while True:
+                try:
+                    container.wait(timeout=30)
+                    break
+                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                    log.info(f"  e2e: {_progress(req.results / 'e2e.log')}")
+                    if time.monotonic() > deadline:
+                        timed_out = True
+                        log.warn(f"conformance run exceeded {req.timeout}s: stopping it, keeping partial results")
+                        container.stop(timeout=60)
+                        break
+            runner_log.write_bytes(container.logs())
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+    junit = sorted(req.results.glob("junit_*.xml"))
+    if not junit:
+        raise ClusterError(
+            f"conformance: the run left no junit results in {req.results} "
+            f"(see {req.results / 'e2e.log'} and {runner_log}):\n{_tail(runner_log)}"
+        )
+    summary = parse_junit(junit)
+    if timed_out:
+        summary.failures.append(Failure("(run)", f"stopped after {req.timeout}s; results are partial"))
+    return summary
+
+
+def _progress(e2e_log: Path) -> str:
+    """The last line of e2e.log worth showing while the suite runs."""
+    try:
+        lines = e2e_log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "starting"
+    done = sum(1 for line in lines if line.startswith(("•", "S [SKIPPING]")) or line.startswith("• Failure"))
+    last = next((line.strip() for line in reversed(lines) if line.strip() and not line.startswith("-")), "")
+    return f"{done} specs reported; {last[:150]}"
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").rstrip().splitlines()[-lines:])
+    except OSError:
+        return "(no output)"
