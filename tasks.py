@@ -319,11 +319,11 @@ def cluster_up(c: Context, arch: str = "", registry: str = "", node_binaries: st
         app.cluster_up(app.settings(registry=registry), arch, node_binaries)
 
 
-@task(name="cluster-down")
-def cluster_down(c: Context) -> None:
+@task(name="cluster-down", help={"keep_logs": "copy every component's log to this directory first"})
+def cluster_down(c: Context, keep_logs: str = "") -> None:
     """Remove everything cluster-up made (kubelet, containers, mounts, rules, interfaces, files); safe to repeat."""
     with app.edge():
-        app.cluster_down(app.settings())
+        app.cluster_down(app.settings(), keep_logs)
 
 
 @task(

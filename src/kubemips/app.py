@@ -592,11 +592,11 @@ def cluster_up(s: Settings, arch: str = "", node_binaries: str = "") -> Path:
     return cluster.up(request, lay)
 
 
-def cluster_down(s: Settings) -> None:
+def cluster_down(s: Settings, keep_logs: str = "") -> None:
     """`invoke cluster-down`: remove everything cluster-up made."""
     from . import cluster
 
-    cluster.down(cluster.layout_for(s.cache_dir), s.cluster_plan)
+    cluster.down(cluster.layout_for(s.cache_dir), s.cluster_plan, keep_logs=Path(keep_logs) if keep_logs else None)
 
 
 def run_conformance(

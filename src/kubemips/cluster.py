@@ -784,9 +784,11 @@ class Supervised:
         self.pid_file.write_text(f"{proc.pid}\n")
         for _ in range(50):  # one that cannot start exits within seconds
             if proc.poll() is not None:
+                tail = _tail(self.log_file)
+                hint = next((h for needle, h in _HINTS.items() if needle in tail), "")
                 raise ClusterError(
                     f"{self.name} exited with code {proc.returncode} right after starting; "
-                    f"log {self.log_file}:\n{_tail(self.log_file)}"
+                    f"log {self.log_file}:\n{tail}" + (f"\nhint: {hint}" if hint else "")
                 )
             time.sleep(0.1)
         log.info(f"{self.name} running (pid {proc.pid}, log {self.log_file})")
@@ -811,6 +813,13 @@ class Supervised:
                 os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return [f"{self.name} (pid {recorded})"] if recorded else []
+
+
+_HINTS = {
+    "cAdvisor is unsupported in this build": "this kubelet was built without cgo and without "
+    "components/hyperkube/patches/kubelet-cadvisor-without-cgo.patch; rebuild it (`invoke build-hyperkube`) "
+    "or give a fixed one with --node-binaries",
+}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -1220,10 +1229,16 @@ def _print_ready(req: UpRequest, lay: Layout, st: State, took: float) -> None:
 # -- down -----------------------------------------------------------------------------------
 
 
-def down(lay: Layout, default_plan: AddressPlan) -> list[str]:
-    """Remove everything cluster-up made; safe to run again.  Returns what was removed."""
+def down(lay: Layout, default_plan: AddressPlan, *, keep_logs: Path | None = None) -> list[str]:
+    """Remove everything cluster-up made; safe to run again.  Returns what was removed.
+
+    ``keep_logs``: copy the logs (kubelet, kubeadm, relay, every container's) there first."""
     check_root()
     st = State.load(lay)
+    if keep_logs is not None and lay.logs.is_dir():
+        save_container_logs(lay)
+        shutil.copytree(lay.logs, keep_logs, dirs_exist_ok=True)
+        log.info(f"logs copied to {keep_logs}")
     plan = plan_of(st) if st else default_plan
     removed: list[str] = []
     problems: list[str] = []

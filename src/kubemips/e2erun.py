@@ -12,6 +12,7 @@ files into passed/failed/skipped counts and a list of failures.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -24,6 +25,17 @@ from .errors import ClusterError, ConfigError
 
 CONTAINER_NAME = "kubemips-conformance"
 _INSIDE = Path("/kubemips")
+
+SERIAL_COMMAND = (
+    'set -o pipefail; mkdir -p "$RESULTS_DIR"; '
+    'e2e.test --ginkgo.focus="$E2E_FOCUS" --ginkgo.skip="$E2E_SKIP" --ginkgo.noColor '
+    '--disable-log-dump --repo-root=/kubernetes --provider="$E2E_PROVIDER" --report-dir="$RESULTS_DIR" '
+    '--kubeconfig="$KUBECONFIG" -v="$E2E_VERBOSITY" 2>&1 | tee "$RESULTS_DIR/e2e.log"; rc=$?; '
+    'cd "$RESULTS_DIR" && tar -czf e2e.tar.gz e2e.log junit_*.xml 2>/dev/null; exit $rc'
+)
+"""A serial run calls e2e.test itself rather than the image's run_e2e.sh (ginkgo): ginkgo
+always passes -test.timeout, which an e2e.test built without the e2e-flags-in-testmain
+patch rejects.  Parallel runs need ginkgo (it runs the nodes and their sync server)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +65,8 @@ class Summary:
     skipped: int = 0
     failures: list[Failure] = field(default_factory=list)
     junit_files: list[Path] = field(default_factory=list)
+    missing_images: list[str] = field(default_factory=list)
+    """Images the kubelet could not pull during the run (e2e.log's events)."""
 
     @property
     def ran(self) -> int:
@@ -61,7 +75,29 @@ class Summary:
     def render(self) -> str:
         lines = [f"passed {self.passed}, failed {self.failed}, skipped {self.skipped} (ran {self.ran})"]
         lines += [f"  FAILED {f.name}\n         {f.message}" for f in self.failures]
+        if self.missing_images:
+            lines.append("images the run could not pull (see `invoke e2e-coverage`, build with `invoke e2e-images`):")
+            lines += [f"  {ref}" for ref in self.missing_images]
         return "\n".join(lines)
+
+
+_LOCATION = re.compile(r"^\S+\.go:\d+$")
+_STAMP = re.compile(r"^[A-Z][a-z]{2} +\d+ [\d:.]+: (?:FAIL: )?")
+_PULL_FAILED = re.compile(r'Failed to pull image \\?"([^"\\]+)\\?"')
+
+
+def failure_message(text: str) -> str:
+    """The gist of a ginkgo failure: its text without source locations and timestamps."""
+    words: list[str] = []
+    for line in text.splitlines():
+        line = _STAMP.sub("", line.strip())
+        if line and not _LOCATION.match(line):
+            words.append(line)
+    return " ".join(" ".join(words).split())[:240]
+
+
+def missing_images(e2e_log: str) -> list[str]:
+    return sorted(set(_PULL_FAILED.findall(e2e_log)))
 
 
 def parse_junit(paths: Iterable[Path]) -> Summary:
@@ -80,9 +116,8 @@ def parse_junit(paths: Iterable[Path]) -> Summary:
                 failure = case.find("error")
             if failure is not None:
                 text = (failure.get("message") or failure.text or "").strip()
-                first = next((line.strip() for line in text.splitlines() if line.strip()), "")
                 summary.failed += 1
-                summary.failures.append(Failure(name, first[:300]))
+                summary.failures.append(Failure(name, failure_message(text)))
             elif case.find("skipped") is not None:
                 summary.skipped += 1
             else:
@@ -130,6 +165,7 @@ def run(req: RunRequest) -> Summary:
             "E2E_PARALLEL": str(req.parallel),
             "E2E_PROVIDER": "skeleton",
             "RESULTS_DIR": "/tmp/results",
+            "E2E_VERBOSITY": "4",
         }
         volumes = {
             str(req.kubeconfig): {"bind": str(_INSIDE / "kubeconfig"), "mode": "ro"},
@@ -140,6 +176,7 @@ def run(req: RunRequest) -> Summary:
         try:
             container = client.containers.run(
                 req.image,
+                command=["/bin/bash", "-c", SERIAL_COMMAND] if req.parallel == 1 else None,
                 name=CONTAINER_NAME,
                 environment=env,
                 volumes=volumes,
@@ -174,6 +211,8 @@ def run(req: RunRequest) -> Summary:
             f"(see {req.results / 'e2e.log'} and {runner_log}):\n{_tail(runner_log)}"
         )
     summary = parse_junit(junit)
+    with contextlib.suppress(OSError):
+        summary.missing_images = missing_images((req.results / "e2e.log").read_text(errors="replace"))
     if timed_out:
         summary.failures.append(Failure("(run)", f"stopped after {req.timeout}s; results are partial"))
     return summary

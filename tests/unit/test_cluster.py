@@ -323,8 +323,27 @@ def test_junit_results_are_counted_and_failures_listed(tmp_path: Path) -> None:
     assert (summary.passed, summary.failed, summary.skipped) == (2, 1, 5)
     (failure,) = summary.failures
     assert failure.name.startswith("[sig-storage] ConfigMap should be consumable")
-    assert failure.message == "/workspace/test/e2e/common/configmap_volume.go:45"
+    assert failure.message == "Expected error to be nil"
     assert summary.render().splitlines()[0] == "passed 2, failed 1, skipped 5 (ran 3)"
+
+
+def test_failure_gist_and_images_that_could_not_be_pulled() -> None:
+    text = (
+        "k8s.io/kubernetes/test/e2e/framework/framework.go:698\n"
+        "Nov 28 00:04:29.709: Unexpected error:\n    <*errors.errorString | 0xc00010b070>: {\n"
+        '        s: "timed out waiting for the condition",\n    }\n    timed out waiting for the condition\noccurred\n'
+        "k8s.io/kubernetes/test/e2e/common/pods.go:280\n"
+    )
+    assert e2erun.failure_message(text) == (
+        'Unexpected error: <*errors.errorString | 0xc00010b070>: { s: "timed out waiting for the condition", } '
+        "timed out waiting for the condition occurred"
+    )
+    log = (
+        'INFO: event for pod-1: {kubelet vm} Failed: Failed to pull image "127.0.0.1:5000/nginx:1.14-alpine": rpc\n'
+        'INFO: event for pod-2: {kubelet vm} Failed: Failed to pull image "127.0.0.1:5000/nginx:1.14-alpine": rpc\n'
+        'INFO: event for pod-3: {kubelet vm} Pulling: Pulling image "127.0.0.1:5000/busybox:1.29"\n'
+    )
+    assert e2erun.missing_images(log) == ["127.0.0.1:5000/nginx:1.14-alpine"]
 
 
 def test_broken_junit_and_bad_focus_are_reported(tmp_path: Path) -> None:
