@@ -985,6 +985,13 @@ def up(req: UpRequest, lay: Layout) -> Path:
         return _resume(req, lay, st)
     plugins = cni_plugin_dir()
     name = node_name()
+    foreign = leftover_lines(cmd.output(["iptables-save"], what="iptables"))
+    if foreign:
+        raise ClusterError(
+            f"this machine already has {len(foreign)} KUBE-/CNI-/KUBEMIPS- netfilter rules and chains (another "
+            "cluster's, or a kubemips one without its state): cluster-down removes every such chain, so cluster-up "
+            "does not start beside them; if they are left from a kubemips cluster, `invoke cluster-down` removes them"
+        )
     began = time.monotonic()
     st = State(
         arch=req.arch.name,
