@@ -893,13 +893,15 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def kubectl(lay: Layout, *args: str, timeout: float = 60) -> str:
+    """kubectl against the cluster; its caches stay in the state directory (v1.16 keeps the
+    discovery cache under $HOME whatever --cache-dir says)."""
     argv = [
         str(lay.bin / "kubectl"),
         f"--kubeconfig={lay.kubeconfig}",
         f"--cache-dir={lay.state / 'kube-cache'}",
         *args,
     ]
-    return cmd.output(argv, what="kubectl", timeout=timeout)
+    return cmd.output(argv, what="kubectl", timeout=timeout, env={"HOME": str(lay.state)})
 
 
 def kubectl_json(lay: Layout, *args: str) -> dict[str, Any]:

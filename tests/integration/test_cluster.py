@@ -40,8 +40,8 @@ OUTSIDE_HOST, OUTSIDE_PEER = "kmtest-out0", "kmtest-out1"
 OUTSIDE_ADDRESS = "203.0.113.7"  # TEST-NET-3, routed only into the test's namespace
 
 
-def sh(*argv: str, check: bool = True) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+def sh(*argv: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
@@ -195,13 +195,14 @@ def test_cluster_up_pod_service_containment_and_down(host_ready: None, outside: 
         kubeconfig = match.group(1)
         kube_cache = f"--cache-dir={cache / 'cluster' / 'kube-cache'}"
         kubectl = [str(cache / "cluster" / "bin" / "kubectl"), f"--kubeconfig={kubeconfig}", kube_cache]
+        home = {"HOME": str(cache / "cluster")}  # kubectl's discovery cache
 
-        nodes = json.loads(sh(*kubectl, "get", "nodes", "-o", "json"))["items"]
+        nodes = json.loads(sh(*kubectl, "get", "nodes", "-o", "json", env=home))["items"]
         assert len(nodes) == 1 and cluster.node_ready(nodes[0])
         assert nodes[0]["spec"]["podCIDR"] == "198.18.128.0/24"
         addresses = {a["type"]: a["address"] for a in nodes[0]["status"]["addresses"]}
         assert addresses["InternalIP"] == "198.18.0.1"
-        pods = json.loads(sh(*kubectl, "get", "pods", "-A", "-o", "json"))["items"]
+        pods = json.loads(sh(*kubectl, "get", "pods", "-A", "-o", "json", env=home))["items"]
         assert cluster.pod_problems(pods) == []
         names = " ".join(p["metadata"]["name"] for p in pods)
         for component in ("etcd-", "kube-apiserver-", "kube-controller-manager-", "kube-scheduler-", "kube-proxy-"):
@@ -216,9 +217,9 @@ def test_cluster_up_pod_service_containment_and_down(host_ready: None, outside: 
         # A pod from the registry behind a Service, reached from the host through its ClusterIP.
         manifest = tmp_path / "netexec.yaml"
         manifest.write_text(NETEXEC.replace("REGISTRY", REGISTRY))
-        sh(*kubectl, "apply", "-f", str(manifest))
-        sh(*kubectl, "wait", "--for=condition=Ready", "pod/netexec", "--timeout=180s")
-        svc = json.loads(sh(*kubectl, "get", "service", "netexec", "-o", "json"))
+        sh(*kubectl, "apply", "-f", str(manifest), env=home)
+        sh(*kubectl, "wait", "--for=condition=Ready", "pod/netexec", "--timeout=180s", env=home)
+        svc = json.loads(sh(*kubectl, "get", "service", "netexec", "-o", "json", env=home))
         ip = svc["spec"]["clusterIP"]
         assert ipaddress.ip_address(ip) in netplan.default().service_subnet
         body = sh("curl", "-sS", "-m", "10", f"http://{ip}:8080/hostname")
