@@ -354,8 +354,9 @@ def conformance(
         summary = app.run_conformance(settings, focus=focus, skip=skip, parallel=parallel, results=out, timeout=timeout)
         print(summary.render())
         print(f"results: {out}")
-    if summary.failed or summary.ran == 0:
-        raise Exit("conformance: " + ("failures" if summary.failed else "no test ran (check --focus)"), code=1)
+    if summary.failed or summary.ran == 0 or summary.incomplete:
+        why = "failures" if summary.failed else summary.incomplete or "no test ran (check --focus)"
+        raise Exit(f"conformance: {why}", code=1)
 
 
 def _component_task(comp: components.Component) -> Task[Any]:

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cmd, e2erun, log
+from . import cmd, e2erun, interrupt, log
 from .arch import Arch
-from .errors import ClusterError, CommandError, KubemipsError, PrerequisiteError
+from .errors import ClusterError, CommandError, Interrupted, KubemipsError, PrerequisiteError
 from .netplan import CNI_BRIDGE, NODE_INTERFACE, AddressPlan
 
 # -- where things live ---------------------------------------------------------------------
@@ -1108,6 +1108,9 @@ def _kubeadm_init(req: UpRequest, lay: Layout, st: State) -> None:
         proc = cmd.spawn(argv, log_path=lay.kubeadm_log, env=_kubeadm_env(lay))
         last = 0.0
         while proc.poll() is None:
+            if interrupt.requested():
+                proc.terminate()
+                raise Interrupted(f"interrupted: cluster-up stopped while the control plane came up; {_UNDO}")
             if kubelet(lay).pid() is None:
                 proc.kill()
                 raise ClusterError(f"kubelet stopped while the control plane came up; log {lay.kubelet_log}:\n"
@@ -1125,6 +1128,9 @@ def _kubeadm_init(req: UpRequest, lay: Layout, st: State) -> None:
             )
     shutil.copyfile(ADMIN_CONF, lay.kubeconfig)
     lay.kubeconfig.chmod(0o600)
+
+
+_UNDO = "`invoke cluster-down` removes what was made"
 
 
 def _running_summary() -> str:
@@ -1156,6 +1162,7 @@ def _wait_ready(req: UpRequest, lay: Layout, st: State, *, deadline: float) -> N
         last = 0.0
         problems: list[str] = ["not asked yet"]
         while True:
+            interrupt.check(f"cluster-up stopped while waiting for the node; the cluster keeps running ({_UNDO})")
             if kubelet(lay).pid() is None:
                 raise ClusterError(f"kubelet stopped; log {lay.kubelet_log}:\n{_tail(lay.kubelet_log)}")
             try:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import log
+from . import interrupt, log
 from .arch import Arch
 from .errors import ClusterError, ConfigError
 
@@ -67,6 +67,8 @@ class Summary:
     junit_files: list[Path] = field(default_factory=list)
     missing_images: list[str] = field(default_factory=list)
     """Images the kubelet could not pull during the run (e2e.log's events)."""
+    incomplete: str = ""
+    """Why the run ended early (timeout, interrupt); empty when it ran to the end."""
 
     @property
     def ran(self) -> int:
@@ -74,6 +76,8 @@ class Summary:
 
     def render(self) -> str:
         lines = [f"passed {self.passed}, failed {self.failed}, skipped {self.skipped} (ran {self.ran})"]
+        if self.incomplete:
+            lines.append(f"INCOMPLETE: {self.incomplete}; the counts are partial")
         lines += [f"  FAILED {f.name}\n         {f.message}" for f in self.failures]
         if self.missing_images:
             lines.append("images the run could not pull (see `invoke e2e-coverage`, build with `invoke e2e-images`):")
@@ -186,7 +190,7 @@ def run(req: RunRequest) -> Summary:
             )
         except docker.errors.APIError as exc:
             raise ClusterError(f"conformance: docker could not start {req.image}: {exc.explanation or exc}") from None
-        timed_out = False
+        stopped = ""
         try:
             deadline = began + req.timeout
             while True:
@@ -195,8 +199,13 @@ def run(req: RunRequest) -> Summary:
                     break
                 except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
                     log.info(f"  e2e: {_progress(req.results / 'e2e.log')}")
+                    if interrupt.requested():
+                        stopped = "interrupted"
+                        log.warn("interrupted: stopping the conformance run, keeping partial results")
+                        container.stop(timeout=60)
+                        break
                     if time.monotonic() > deadline:
-                        timed_out = True
+                        stopped = f"stopped after {req.timeout}s"
                         log.warn(f"conformance run exceeded {req.timeout}s: stopping it, keeping partial results")
                         container.stop(timeout=60)
                         break
@@ -213,8 +222,7 @@ def run(req: RunRequest) -> Summary:
     summary = parse_junit(junit)
     with contextlib.suppress(OSError):
         summary.missing_images = missing_images((req.results / "e2e.log").read_text(errors="replace"))
-    if timed_out:
-        summary.failures.append(Failure("(run)", f"stopped after {req.timeout}s; results are partial"))
+    summary.incomplete = stopped
     return summary
 
 
