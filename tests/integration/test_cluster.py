@@ -222,7 +222,12 @@ def test_cluster_up_pod_service_containment_and_down(host_ready: None, outside: 
         svc = json.loads(sh(*kubectl, "get", "service", "netexec", "-o", "json", env=home))
         ip = svc["spec"]["clusterIP"]
         assert ipaddress.ip_address(ip) in netplan.default().service_subnet
-        body = sh("curl", "-sS", "-m", "10", f"http://{ip}:8080/hostname")
+        body = ""
+        for _ in range(30):  # kube-proxy programs the Service a moment after the pod is Ready
+            body = sh("curl", "-sS", "-m", "10", f"http://{ip}:8080/hostname", check=False)
+            if body.strip() == "netexec":
+                break
+            time.sleep(1)
         assert body.strip() == "netexec"
 
         # Pod traffic to an address outside the cluster's ranges is dropped on this machine.
