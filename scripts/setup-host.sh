@@ -41,6 +41,7 @@ packages=(
   skopeo               # independent read-back of what was published
   containernetworking-plugins  # the local cluster's CNI: bridge, host-local, portmap, loopback
   socat                # the kubelet's port-forward (kubectl port-forward) with dockershim
+  nftables             # cluster-down removes the netfilter tables the cluster left empty
   python3 python3-venv
   git ca-certificates
 )
