@@ -722,20 +722,14 @@ class Registry:
                     raise self._fail(resp, f"start blob upload to {repo}", step=True)
                 location = urljoin(self.base, resp.headers["Location"])
             sent = True
-            put = self._request(
-                "PUT",
+            self._finish_upload(
                 location,
-                params={"digest": blob.digest},
-                body=lambda: blob.path.open("rb"),
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)},
-                what=f"upload blob {blob.digest[:19]} to {repo}",
-                scopes=scopes,
-                idempotent=False,
-                long=True,
+                blob.digest,
+                lambda: blob.path.open("rb"),
+                {"Content-Length": str(blob.size)},
+                f"upload blob {blob.digest} to {repo}",
+                scopes,
             )
-            with contextlib.closing(put):
-                if put.status_code != 201:
-                    raise self._fail(put, f"upload blob {blob.digest} to {repo}", step=True)
             return True
 
         return self._retrying(f"upload blob {blob.digest[:19]} to {repo}", once)
@@ -765,22 +759,28 @@ class Registry:
                 location = urljoin(self.base, resp.headers["Location"])
             # The registry declined to mount and opened an upload: copy the bytes instead.
             data = self._get_blob_once(source, digest)
-            put = self._request(
-                "PUT",
-                location,
-                params={"digest": digest},
-                body=data,
-                headers={"Content-Type": "application/octet-stream"},
-                what=f"copy blob into {repo}",
-                scopes=scopes,
-                idempotent=False,
-                long=True,
-            )
-            with contextlib.closing(put):
-                if put.status_code != 201:
-                    raise self._fail(put, f"copy blob {digest} into {repo}", step=True)
+            self._finish_upload(location, digest, data, {}, f"copy blob {digest} into {repo}", scopes)
 
         self._retrying(f"mount blob {digest[:19]} into {repo}", once)
+
+    def _finish_upload(
+        self, location: str, digest: str, body: Body, headers: dict[str, str], what: str, scopes: Sequence[str]
+    ) -> None:
+        """The closing PUT of an upload the registry opened at ``location``."""
+        put = self._request(
+            "PUT",
+            location,
+            params={"digest": digest},
+            body=body,
+            headers={"Content-Type": "application/octet-stream", **headers},
+            what=what,
+            scopes=scopes,
+            idempotent=False,
+            long=True,
+        )
+        with contextlib.closing(put):
+            if put.status_code != 201:
+                raise self._fail(put, what, step=True)
 
     def put_manifest(self, name: str, reference: str, raw: bytes, media_type: str) -> str:
         """PUT a manifest by digest or tag; returns the digest the registry computed.
