@@ -39,7 +39,7 @@ def test_default_plan_is_one_reserved_block_split_three_ways() -> None:
         ("8.8.8.8", "198.18.16.0/20", "198.18.128.0/17", "node range 8.8.8.8/32 must be a private"),
         ("198.18.0.1", "198.18.0.0/20", "198.18.128.0/17", "node range 198.18.0.1/32 overlaps services"),
         ("198.18.0.1", "198.18.16.0/20", "198.18.16.0/21", "overlaps pods range 198.18.16.0/21"),
-        ("198.18.0.1", "10.0.0.0/8", "198.18.128.0/17", "larger than Kubernetes allows"),
+        ("198.18.0.1", "100.64.0.0/10", "198.18.128.0/17", "larger than Kubernetes allows"),
         ("198.18.0.1", "198.18.16.0/20", "198.18.128.0/25", "smaller than one node's /24"),
     ],
 )
@@ -62,14 +62,14 @@ def test_a_plan_clashing_with_the_host_network_is_named() -> None:
 
 def test_cluster_settings_come_from_kubemips_toml(tmp_path: Path) -> None:
     cfg = tmp_path / "kubemips.toml"
-    cfg.write_text('[cluster]\nnode-address = "10.213.0.1"\nservice-subnet = "10.213.16.0/20"\n'
-                   'pod-subnet = "10.213.128.0/17"\ntimeout = 120\n')  # fmt: skip
+    cfg.write_text('[cluster]\nnode-address = "198.19.0.1"\nservice-subnet = "198.19.16.0/20"\n'
+                   'pod-subnet = "198.19.128.0/17"\ntimeout = 120\n')  # fmt: skip
     s = config.load(root=tmp_path, env={})
-    assert str(s.cluster_plan.dns_address) == "10.213.16.10" and s.cluster_timeout == 120
+    assert str(s.cluster_plan.dns_address) == "198.19.16.10" and s.cluster_timeout == 120
     cfg.write_text('[cluster]\npod-subnet = "198.18.0.0/16"\n')
     with pytest.raises(ConfigError, match=r"\[cluster\].*overlaps"):
         config.load(root=tmp_path, env={})
-    cfg.write_text('[cluster]\nnode-adress = "10.0.0.1"\n')
+    cfg.write_text('[cluster]\nnode-adress = "198.19.0.1"\n')
     with pytest.raises(ConfigError, match="node-address"):
         config.load(root=tmp_path, env={})
 
@@ -137,7 +137,7 @@ def test_kubeadm_config_for_this_node(rendered: dict[str, str]) -> None:
 
 
 def test_kubeadm_config_refuses_a_template_with_other_ranges(rendered: dict[str, str]) -> None:
-    other = netplan.parse("10.213.0.1", "10.213.16.0/20", "10.213.128.0/17")
+    other = netplan.parse("198.19.0.1", "198.19.16.0/20", "198.19.128.0/17")
     with pytest.raises(ClusterError, match="renders networking"):
         cluster.kubeadm_config(rendered["kubeadm.yaml"], plan=other, node_name="vm", lay=LAYOUT, arch=AMD64)
 
@@ -194,7 +194,7 @@ def test_preflight_ignores_only_what_cannot_pass() -> None:
 
 
 def test_host_names_from_etc_hosts() -> None:
-    text = "127.0.0.1 localhost\n127.0.0.1 runsc vm # the VM\n# 10.0.0.1 commented\n::1 ip6-localhost\n"
+    text = "127.0.0.1 localhost\n127.0.0.1 runsc vm # the VM\n# 198.19.0.1 commented\n::1 ip6-localhost\n"
     assert cluster.hosts_names(text) == {"localhost", "runsc", "vm", "ip6-localhost"}
 
 
