@@ -101,5 +101,5 @@ def _component_session(comp: components.Component) -> None:
 _loaded, _broken = components.load_each(config.find_root())
 for _comp in _loaded:
     _component_session(_comp)
-for _problem in _broken:  # a broken component file must not hide the other sessions
+for _problem in _broken.values():  # a broken component file must not hide the other sessions
     print(f"warning: {_problem}", file=sys.stderr)

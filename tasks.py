@@ -394,5 +394,5 @@ ns = Collection(
 _loaded, _broken = components.load_each(config.find_root())
 for _comp in _loaded:
     ns.add_task(_component_task(_comp))
-for _problem in _broken:  # a broken component file must not hide the other tasks
+for _problem in _broken.values():  # a broken component file must not hide the other tasks
     print(f"warning: {_problem}", file=sys.stderr)

@@ -618,20 +618,25 @@ class Catalog:
         return names
 
 
-def load_each(root: Path) -> tuple[list[Component], list[str]]:
-    """Each cluster component on its own, and a message per file that does not load.
+def load_each(root: Path) -> tuple[list[Component], dict[str, str]]:
+    """Each cluster component on its own, and why each file that does not load failed
+    (by directory name).
 
-    For the front ends' per-component tasks and sessions: one broken component file is
-    named once and does not take the others' tasks with it."""
+    One broken component file is then named once and does not take the others with it:
+    the front ends still get their per-component tasks, and builds of the rest still run."""
     good: list[Component] = []
-    errors: list[str] = []
+    broken: dict[str, str] = {}
     base = root / "components"
     for path in sorted(base.glob(f"*/{COMPONENT_FILE}")) if base.is_dir() else ():
         try:
             good.append(load_component(path))
         except (ConfigError, OSError, UnicodeDecodeError) as exc:
-            errors.append(str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc}")
-    return good, errors
+            broken[path.parent.name] = _problem(path, exc)
+    return good, broken
+
+
+def _problem(path: Path, exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc}"
 
 
 def load_catalog(root: Path) -> Catalog:
@@ -650,20 +655,14 @@ def load_catalog(root: Path) -> Catalog:
                 raise ConfigError(f"{comp.file}: image '{img.name}' is also defined by {images[img.name][0].file}")
             images[img.name] = (comp, img)
 
-    broken: dict[str, str] = {}
-    base = root / "components"
-    if base.is_dir():
-        for path in sorted(base.glob(f"*/{COMPONENT_FILE}")):
-            try:
-                add(load_component(path))
-            except (ConfigError, OSError, UnicodeDecodeError) as exc:
-                broken[path.parent.name] = str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc}"
+    loaded, broken = load_each(root)
+    for comp in loaded:
+        add(comp)
     for folder in e2e.folders(root):
         try:
             add(e2e.load_folder(root, folder))
         except (ConfigError, OSError, UnicodeDecodeError) as exc:
-            name = folder.relative_to(root / e2e.E2E_DIR).as_posix()
-            broken[name] = str(exc) if isinstance(exc, ConfigError) else f"{folder}: {exc}"
+            broken[folder.relative_to(root / e2e.E2E_DIR).as_posix()] = _problem(folder, exc)
     try:
         resolved = e2e.resolve_bases(comps, images)
     except ConfigError as exc:

@@ -12,8 +12,6 @@ it.  Output is deterministic: the same tree gives the same files.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -29,22 +27,7 @@ _OPENAPI_SKIP = ("vendor/k8s.io/code-generator/", "vendor/k8s.io/sample-apiserve
 
 def gopath_env(source: Source, tree: Path, go_cache: Path) -> tuple[dict[str, str], Path]:
     """A GOPATH whose ``src/<module path>`` is ``tree``: the environment and that directory."""
-    gopath = tree.parent / f"{tree.name}.gopath"
-    link = gopath / "src" / source.module
-    link.parent.mkdir(parents=True, exist_ok=True)
-    # PWD names the link: the go command takes the working directory from it, and only
-    # a directory inside GOPATH sees its vendor/.
-    if link.is_symlink() and Path(os.readlink(link)) == tree:
-        return {**_env(go_cache, gopath), "PWD": str(link)}, link
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    with contextlib.suppress(FileExistsError):  # another build of the same tree made it first
-        link.symlink_to(tree)
-    return {**_env(go_cache, gopath), "PWD": str(link)}, link
-
-
-def _env(go_cache: Path, gopath: Path) -> dict[str, str]:
-    return gotool.environment(go_cache, GOPATH=str(gopath), GO111MODULE="off", GOFLAGS="", CGO_ENABLED="0")
+    return gotool.gopath_layout(go_cache, tree.parent / f"{tree.name}.gopath", source.module, tree)
 
 
 def _tool(source_pin: str, package: str, name: str, env: dict[str, str], cwd: Path, go_cache: Path, what: str) -> Path:

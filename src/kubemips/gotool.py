@@ -18,6 +18,7 @@ warm cache is ``GOPROXY=off``, when the user asks for it).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -108,13 +109,28 @@ def environment(go_cache: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def gopath_layout(go_cache: Path, gopath: Path, import_path: str, tree: Path) -> tuple[dict[str, str], Path]:
+    """GOPATH mode for ``tree`` as ``import_path``: the environment and the directory to
+    build in (``gopath/src/<import path>``, a link to the tree).
+
+    PWD names the link: the go command takes the working directory from it, and only a
+    directory inside GOPATH sees its vendor/.  Idempotent, so builds sharing a tree share
+    its link."""
+    link = gopath / "src" / import_path
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not (link.is_symlink() and Path(os.readlink(link)) == tree):
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        with contextlib.suppress(FileExistsError):  # another build of the same tree made it first
+            link.symlink_to(tree)
+    env = environment(go_cache, GOPATH=str(gopath), GO111MODULE="off", GOFLAGS="", CGO_ENABLED="0", PWD=str(link))
+    return env, link
+
+
 @dataclass(frozen=True)
 class Download:
-    path: str
-    version: str
     dir: Path
     sum: str
-    gomod_sum: str
 
 
 def download(module: str, version: str, go_cache: Path, *, what: str) -> Download:
@@ -133,13 +149,7 @@ def download(module: str, version: str, go_cache: Path, *, what: str) -> Downloa
     if proc.returncode != 0 or not info or error:
         detail = error or proc.stdout.strip()[-1500:]
         raise BuildError(f"{what}: fetching Go module {module}@{version} failed: {detail}")
-    return Download(
-        path=str(info["Path"]),
-        version=str(info["Version"]),
-        dir=Path(str(info["Dir"])),
-        sum=str(info.get("Sum", "")),
-        gomod_sum=str(info.get("GoModSum", "")),
-    )
+    return Download(dir=Path(str(info["Dir"])), sum=str(info.get("Sum", "")))
 
 
 def mod_paths(module_dir: Path, go_cache: Path, *, what: str) -> set[str]:

@@ -226,9 +226,9 @@ class GoBuilder(Builder):
         GOPATH mode; a package outside it that its vendor/ lacks (k8s.io/sample-apiserver's
         main) builds in module mode from the same go.mod, so the same pinned versions.
         """
-        import_path = comp.build.get("import-path", "")
-        gopath_source = source is not None and source.gopath
-        if gopath_source and not package.startswith("."):
+        if source is not None and source.gopath:
+            if package.startswith("."):
+                return generate.gopath_env(source, tree, go_cache)
             # The go command may add to go.mod/go.sum here: give it copies, so the shared
             # tree stays as prepared (and the same for every build).
             modfile = work / "modfile" / "go.mod"
@@ -236,17 +236,9 @@ class GoBuilder(Builder):
             shutil.copyfile(tree / "go.mod", modfile)
             shutil.copyfile(tree / "go.sum", modfile.with_suffix(".sum"))
             return gotool.environment(go_cache, GOFLAGS=f"-mod=mod -modfile={modfile}"), tree
-        if source is not None and gopath_source:
-            return generate.gopath_env(source, tree, go_cache)
+        import_path = comp.build.get("import-path", "")
         if not (tree / "go.mod").exists() and import_path:
-            gopath = work / "gopath"
-            link = gopath / "src" / import_path
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(tree)
-            env = gotool.environment(go_cache, GOPATH=str(gopath), GO111MODULE="off", GOFLAGS="", PWD=str(link))
-            return env, link
+            return gotool.gopath_layout(go_cache, work / "gopath", import_path, tree)
         env = gotool.environment(go_cache)
         if (tree / "vendor" / "modules.txt").exists():
             env["GOFLAGS"] = "-mod=vendor"
