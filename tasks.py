@@ -15,7 +15,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
-from kubemips import app, components, config
+from kubemips import app, clusterops, components, config
 
 _COMMON_HELP = {
     "arch": "comma-separated architectures (default: kubemips.toml / ALL_ARCH); mips64le = mips64el",
@@ -308,22 +308,28 @@ def images(c: Context) -> None:
 @task(
     name="cluster-up",
     help={
-        "arch": "the cluster's architecture (default: this machine's; a cluster runs on its own arch)",
+        "arch": "the workloads' architecture: pods, add-ons, test pods (default: this machine's; "
+        "another runs under QEMU, the node stays native)",
         "registry": _COMMON_HELP["registry"],
         "node_binaries": "directory with kubeadm, kubelet, kubectl instead of the registry's kubernetes-node bundle",
+        "build": "build the images the registry lacks first (default; --no-build fails instead)",
+        "node_arch": "the node's architecture: kubelet, control plane, etcd, kube-proxy (default: this "
+        "machine's; another runs emulated too, an experiment)",
     },
 )
-def cluster_up(c: Context, arch: str = "", registry: str = "", node_binaries: str = "") -> None:
+def cluster_up(
+    c: Context, arch: str = "", registry: str = "", node_binaries: str = "", build: bool = True, node_arch: str = ""
+) -> None:
     """Bring up a single-node Kubernetes on this machine from the registry's images (idempotent)."""
     with app.edge():
-        app.cluster_up(app.settings(registry=registry), arch, node_binaries)
+        clusterops.cluster_up(app.settings(registry=registry), arch, node_binaries, build=build, node_arch=node_arch)
 
 
 @task(name="cluster-down", help={"keep_logs": "copy every component's log to this directory first"})
 def cluster_down(c: Context, keep_logs: str = "") -> None:
     """Remove everything cluster-up made (kubelet, containers, mounts, rules, interfaces, files); safe to repeat."""
     with app.edge():
-        app.cluster_down(app.settings(), keep_logs)
+        clusterops.cluster_down(app.settings(), keep_logs)
 
 
 @task(
@@ -334,6 +340,10 @@ def cluster_down(c: Context, keep_logs: str = "") -> None:
         "results": "directory for e2e.log, junit_*.xml, e2e.tar.gz (default: <cache>/reports/conformance)",
         "timeout": "seconds before the run is stopped (results so far are kept)",
         "registry": _COMMON_HELP["registry"],
+        "build": "build the conformance image and test images the registry lacks first (default)",
+        "quick": "only one test each of pods, containers, configmaps, secrets, DNS and services (minutes)",
+        "submission": "also lay the results out here as a k8s-conformance submission (e2e.log, junit_01.xml, "
+        "PRODUCT.yaml, README.md)",
     }
 )
 def conformance(
@@ -342,16 +352,35 @@ def conformance(
     skip: str = "",
     parallel: int = 1,
     results: str = "",
-    timeout: int = 7200,
+    timeout: int = 10800,
     registry: str = "",
+    build: bool = True,
+    submission: str = "",
+    quick: bool = False,
 ) -> None:
     """Run the conformance image's e2e.test against the local cluster; print passed/failed/skipped."""
     from pathlib import Path
 
+    from kubemips.e2erun import QUICK_FOCUS
+
+    if quick:
+        if focus != r"\[Conformance\]":
+            raise Exit("conformance: --quick and --focus choose the tests both; give one", code=2)
+        focus = QUICK_FOCUS
+
     with app.edge():
         settings = app.settings(registry=registry)
         out = Path(results) if results else settings.cache_dir / "reports" / "conformance"
-        summary = app.run_conformance(settings, focus=focus, skip=skip, parallel=parallel, results=out, timeout=timeout)
+        summary = clusterops.run_conformance(
+            settings,
+            focus=focus,
+            skip=skip,
+            parallel=parallel,
+            results=out,
+            timeout=timeout,
+            build=build,
+            submission=Path(submission) if submission else None,
+        )
         print(summary.render())
         print(f"results: {out}")
     if summary.failed or summary.ran == 0 or summary.incomplete:

@@ -79,6 +79,13 @@ SYSCTLS: tuple[str, ...] = (
 )
 """Kernel settings the cluster's components may change; recorded before and restored after."""
 
+ADDON_NOTES: Mapping[str, str] = {
+    "coredns": "answers for the cluster's names, forwards nowhere outside the cluster",
+    "metrics-server": "resource metrics from the kubelet's summary API: `kubectl top`",
+}
+
+METRICS_API = "v1beta1.metrics.k8s.io"
+
 CHAIN_PREFIXES = ("KUBE-", "CNI-", "KUBEMIPS-")
 CONTAIN_CHAIN = "KUBEMIPS-CONTAIN"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -134,9 +141,8 @@ class Layout:
     def kubeadm_config(self) -> Path:
         return self.state / "kubeadm.yaml"
 
-    @property
-    def coredns_manifest(self) -> Path:
-        return self.state / "coredns.yaml"
+    def addon_manifest(self, addon: str) -> Path:
+        return self.state / f"{addon}.yaml"
 
     @property
     def resolv_conf(self) -> Path:
@@ -191,6 +197,17 @@ class Images:
     etcd: str
     pause: str
     coredns: str
+    metrics_server: str
+
+
+@dataclass(frozen=True)
+class Addon:
+    """A cluster add-on cluster-up applies once the control plane is up."""
+
+    name: str
+    """Also the prefix of its pods' names in kube-system."""
+    manifest: str
+    """As `invoke manifests` renders it (cluster-up turns its images into per-arch tags)."""
 
 
 @dataclass(kw_only=True)
@@ -198,6 +215,9 @@ class State:
     """What cluster-up recorded: enough for cluster-down to undo it on its own."""
 
     arch: str
+    """The node's arch: kubelet, control plane, etcd, kube-proxy (this machine's)."""
+    workloads: str = ""
+    """The pods' arch (sandbox, add-ons, test pods); empty in states of older versions: arch."""
     node_name: str
     kubernetes: str
     registry: str
@@ -205,6 +225,7 @@ class State:
     stage: str = "starting"
     """starting -> initialized (kubeadm init done) -> ready (node Ready, system pods running)."""
     coredns: bool = False
+    addons: list[str] = field(default_factory=list)
     existing_paths: list[str] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
     cgroups: list[str] = field(default_factory=list)
@@ -245,6 +266,7 @@ def kubeadm_config(
     node_name: str,
     lay: Layout,
     arch: Arch,
+    workloads: Arch | None = None,
     docker_endpoint: str = "",
 ) -> str:
     """The kubeadm configuration for this machine: the project's template (images and
@@ -254,7 +276,8 @@ def kubeadm_config(
     Docker engine keeps one local tag per name, and a smoke check of another arch on the
     same engine pulling ``hyperkube:v1.16.2`` would otherwise swap the image under the
     cluster.  kubeadm derives hyperkube's tag from ``kubernetesVersion``, which takes the
-    suffix as a semver pre-release."""
+    suffix as a semver pre-release.  The node's own parts (control plane, etcd) are of
+    ``arch``; the pod sandbox and CoreDNS are workloads, of ``workloads`` (default: arch)."""
     import yaml
 
     docs = [d for d in yaml.safe_load_all(template) if d]
@@ -280,8 +303,9 @@ def kubeadm_config(
     if docker_endpoint:
         extra["docker-endpoint"] = docker_endpoint
     suffix = f"-{arch.tag_suffix}"
+    pod_suffix = f"-{(workloads or arch).tag_suffix}"
     if "pod-infra-container-image" in extra:
-        extra["pod-infra-container-image"] += suffix
+        extra["pod-infra-container-image"] += pod_suffix
     net = clus.setdefault("networking", {})
     if net.get("podSubnet") != str(plan.pod_subnet) or net.get("serviceSubnet") != str(plan.service_subnet):
         raise ClusterError(
@@ -295,7 +319,7 @@ def kubeadm_config(
         etcd["imageTag"] = str(etcd["imageTag"]) + suffix
     dns = clus.setdefault("dns", {})
     if "imageTag" in dns:
-        dns["imageTag"] = str(dns["imageTag"]) + suffix
+        dns["imageTag"] = str(dns["imageTag"]) + pod_suffix
     api = clus.setdefault("apiServer", {})
     api.setdefault("extraArgs", {})["bind-address"] = node  # not on the machine's other interfaces
     api["certSANs"] = sorted({node, str(plan.api_service_address), "127.0.0.1", "localhost"})
@@ -924,16 +948,22 @@ def api_answers(lay: Layout) -> bool:
 @dataclass(frozen=True, kw_only=True)
 class UpRequest:
     arch: Arch
+    """The node's arch (this machine's)."""
+    workloads: Arch
+    """The pods' arch; another than ``arch`` runs under QEMU user-mode emulation."""
     plan: AddressPlan
     images: Images
-    coredns: bool
-    """Whether the registry holds the CoreDNS image (otherwise the cluster has no DNS)."""
+    addons: tuple[Addon, ...]
+    """The add-ons whose images the registry holds (without coredns the cluster has no DNS)."""
     kubernetes: str
     registry: str
     kubeadm_template: str
-    coredns_manifest: str
     node_binaries: Path
     timeout: int
+
+    @property
+    def coredns(self) -> bool:
+        return any(a.name == "coredns" for a in self.addons)
 
 
 def node_name() -> str:
@@ -997,6 +1027,8 @@ def up(req: UpRequest, lay: Layout) -> Path:
     began = time.monotonic()
     st = State(
         arch=req.arch.name,
+        workloads=req.workloads.name,
+        addons=[a.name for a in req.addons],
         node_name=name,
         kubernetes=req.kubernetes,
         registry=req.registry,
@@ -1011,7 +1043,8 @@ def up(req: UpRequest, lay: Layout) -> Path:
         started=time.time(),
     )
     st.save(lay)  # first: cluster-down undoes by this record
-    with log.step(f"cluster-up: Kubernetes {req.kubernetes} ({req.arch}) from {req.registry}"):
+    arches = str(req.arch) if req.workloads == req.arch else f"node {req.arch}, workloads {req.workloads}"
+    with log.step(f"cluster-up: Kubernetes {req.kubernetes} ({arches}) from {req.registry}"):
         _prepare_files(req, lay, plugins, name, relay_needed=st.relay)
         with log.step("network: kubemips0, routes, containment"):
             network_up(req.plan)
@@ -1020,10 +1053,10 @@ def up(req: UpRequest, lay: Layout) -> Path:
         _kubeadm_init(req, lay, st)
         st.stage = "initialized"
         st.save(lay)
-        if req.coredns:
-            kubectl(lay, "apply", "-f", str(lay.coredns_manifest))
-            log.info("CoreDNS applied (forwards nowhere outside the cluster)")
-        else:
+        for addon in req.addons:
+            kubectl(lay, "apply", "-f", str(lay.addon_manifest(addon.name)))
+            log.info(f"{addon.name} applied ({ADDON_NOTES.get(addon.name, req.workloads.name)})")
+        if not req.coredns:
             log.warn(f"{req.images.coredns} is not in the registry: the cluster runs without DNS "
                      "(build it with `invoke build --what coredns`, then run cluster-down and cluster-up)")  # fmt: skip
         _wait_ready(req, lay, st, deadline=began + req.timeout)
@@ -1057,10 +1090,17 @@ def _prepare_files(req: UpRequest, lay: Layout, plugins: Path, name: str, *, rel
     endpoint = f"unix://{lay.docker_socket}" if relay_needed else ""
     lay.kubeadm_config.write_text(
         kubeadm_config(
-            req.kubeadm_template, plan=req.plan, node_name=name, lay=lay, arch=req.arch, docker_endpoint=endpoint
+            req.kubeadm_template,
+            plan=req.plan,
+            node_name=name,
+            lay=lay,
+            arch=req.arch,
+            workloads=req.workloads,
+            docker_endpoint=endpoint,
         )
     )
-    lay.coredns_manifest.write_text(per_arch_images(req.coredns_manifest, req.arch))
+    for addon in req.addons:
+        lay.addon_manifest(addon.name).write_text(per_arch_images(addon.manifest, req.workloads))
     log.info(f"node binaries {', '.join(NODE_BINARIES)} ({version}) in {lay.bin}; kubeadm config {lay.kubeadm_config}")
 
 
@@ -1133,6 +1173,23 @@ def _kubeadm_init(req: UpRequest, lay: Layout, st: State) -> None:
 _UNDO = "`invoke cluster-down` removes what was made"
 
 
+def _workload_arches() -> str:
+    """Which arch the images of the running pod containers are, e.g. ``mips64le: coredns,
+    metrics-server, POD; amd64: etcd, ...``: what the engine really runs, not what was asked."""
+    import docker.errors
+
+    by_arch: dict[str, set[str]] = {}
+    try:
+        client = _docker()
+        for c in client.containers.list(filters={"label": K8S_CONTAINER_LABEL}):
+            name = c.labels.get("io.kubernetes.container.name", "?")
+            arch = client.images.get(c.attrs["Image"]).attrs.get("Architecture", "?")
+            by_arch.setdefault(arch, set()).add(name)
+    except (KubemipsError, docker.errors.DockerException):
+        return ""
+    return "; ".join(f"{arch}: {', '.join(sorted(names))}" for arch, names in sorted(by_arch.items()))
+
+
 def _running_summary() -> str:
     import docker.errors
 
@@ -1156,8 +1213,7 @@ def _control_plane_culprit(lay: Layout) -> str:
 
 def _wait_ready(req: UpRequest, lay: Layout, st: State, *, deadline: float) -> None:
     expected = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"]
-    if st.coredns:
-        expected.append("coredns")
+    expected += st.addons or (["coredns"] if st.coredns else [])
     with log.step(f"waiting for node {st.node_name} to be Ready and {', '.join(expected)} to run"):
         last = 0.0
         problems: list[str] = ["not asked yet"]
@@ -1199,12 +1255,26 @@ def _readiness_problems(lay: Layout, st: State, expected: Sequence[str]) -> list
         if not mine:
             problems.append(f"{component}: no pod yet")
     problems += pod_problems(pods)
+    if "metrics-server" in st.addons:
+        # An aggregated API that does not answer breaks discovery, and with it namespace
+        # deletion in every e2e test: the add-on counts only once the API server uses it.
+        service = kubectl_json(lay, "get", "apiservice", METRICS_API)
+        conds = {c["type"]: c for c in service.get("status", {}).get("conditions") or []}
+        available = conds.get("Available", {})
+        if available.get("status") != "True":
+            problems.append(f"{METRICS_API}: not available ({available.get('message', 'no status yet')[:120]})")
     return problems
 
 
 def _resume(req: UpRequest, lay: Layout, st: State) -> Path:
     """cluster-up on an existing cluster: make sure its pieces run, then verify."""
     began = time.monotonic()
+    running = (st.arch, st.workloads or st.arch)
+    if running != (req.arch.name, req.workloads.name):
+        raise ClusterError(
+            f"the running cluster is node {running[0]}, workloads {running[1]}, not node {req.arch}, workloads "
+            f"{req.workloads}: `invoke cluster-down` first, then cluster-up with the arches you want"
+        )
     with log.step(f"cluster-up: verifying the running cluster (node {st.node_name})"):
         network_up(plan_of(st))
         if st.relay and relay(lay).pid() is None:
@@ -1234,9 +1304,11 @@ def _print_ready(req: UpRequest, lay: Layout, st: State, took: float) -> None:
     pods = kubectl(lay, "get", "pods", "-A", "-o", "wide")
     node = kubectl(lay, "get", "nodes", "-o", "wide")
     dns = "CoreDNS" if st.coredns else "no DNS (coredns image missing)"
+    workloads = _workload_arches()
     log.print_block(
         f"\n{node}\n\n{pods}\n\n"
-        f"cluster ready in {took:.0f}s: node {st.node_name} at {req.plan.node_address}, {dns}; "
+        f"pods' images by arch: {workloads or 'no pod containers yet'}\n"
+        f"cluster ready in {took:.0f}s: node {st.node_name} ({st.arch}) at {req.plan.node_address}, {dns}; "
         f"kubelet log {lay.kubelet_log}\n"
         f"KUBECONFIG={lay.kubeconfig}"
     )

@@ -38,6 +38,19 @@ always passes -test.timeout, which an e2e.test built without the e2e-flags-in-te
 patch rejects.  Parallel runs need ginkgo (it runs the nodes and their sync server)."""
 
 
+QUICK_TESTS = (
+    r"Pods should be submitted and removed",
+    r"Docker Containers should use the image defaults if command and args are blank",
+    r"ConfigMap should be consumable from pods in volume \[NodeConformance\]",
+    r"Secrets should be consumable from pods in volume \[NodeConformance\]",
+    r"DNS should provide DNS for services\s",
+    r"Services should serve a basic endpoint from pods\s",
+)
+"""`invoke conformance --quick`: one [Conformance] test each of pods, containers,
+configmaps, secrets, DNS and services, a few minutes (the cluster tests run it)."""
+QUICK_FOCUS = "(" + "|".join(QUICK_TESTS) + r").*\[Conformance\]"
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunRequest:
     image: str
@@ -242,3 +255,166 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").rstrip().splitlines()[-lines:])
     except OSError:
         return "(no output)"
+
+
+# -- the results page and a certification submission ------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """What a results page says about a run besides its counts: enough to reproduce it."""
+
+    kubernetes: str
+    node: Arch
+    workloads: Arch
+    focus: str
+    skip: str
+    parallel: int
+    started: str
+    """UTC, ISO 8601."""
+    seconds: float
+    images: dict[str, str]
+    """Every image the run used (the cluster's, the runner's, each test image) -> its digest."""
+
+
+def report_markdown(summary: Summary, rec: RunRecord) -> str:
+    """The run as a Markdown page: counts, every failure, and the images by digest."""
+    arches = str(rec.node) if rec.node == rec.workloads else f"node {rec.node}, workloads {rec.workloads} (QEMU)"
+    minutes = rec.seconds / 60
+    lines = [
+        f"# Conformance run: Kubernetes {rec.kubernetes}, {arches}",
+        "",
+        f"Started {rec.started}, took {minutes:.1f} min; focus `{rec.focus}`"
+        + (f", skip `{rec.skip}`" if rec.skip else "")
+        + f", {rec.parallel} ginkgo node(s). Written by `invoke conformance`.",
+        "",
+        "| arch (workloads) | passed | failed | skipped | ran | time |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| {rec.workloads} | {summary.passed} | {summary.failed} | {summary.skipped} | {summary.ran} "
+        f"| {minutes:.1f} min |",
+        "",
+    ]
+    if summary.incomplete:
+        lines += [f"**Incomplete:** {summary.incomplete}; the counts are partial.", ""]
+    if summary.failures:
+        lines += ["## Failures", ""]
+        lines += [f"- **{f.name}**: {f.message}" for f in summary.failures]
+        lines.append("")
+    if summary.missing_images:
+        lines += ["## Images the kubelet could not pull", ""]
+        lines += [f"- `{ref}`" for ref in summary.missing_images]
+        lines.append("")
+    lines += ["## Images used", "", "| image | digest |", "|---|---|"]
+    lines += [f"| `{ref}` | `{digest}` |" for ref, digest in sorted(rec.images.items())]
+    return "\n".join(lines) + "\n"
+
+
+def report_html(markdown: str) -> str:
+    """The same page as self-contained HTML (tables, lists, headings; nothing fetched)."""
+    import html
+
+    def inline(text: str) -> str:
+        text = html.escape(text)
+        text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+    body: list[str] = []
+    rows: list[list[str]] = []
+
+    def flush_table() -> None:
+        if rows:
+            head, *rest = rows
+            body.append("<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in head) + "</tr>")
+            body.extend("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in rest)
+            body.append("</table>")
+            rows.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= set("-:") for c in cells):
+                rows.append(cells)
+            continue
+        flush_table()
+        if line.startswith("## "):
+            body.append(f"<h2>{inline(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{inline(line[2:])}</h1>")
+        elif line.startswith("- "):
+            body.append(f"<li>{inline(line[2:])}</li>")
+        elif line:
+            body.append(f"<p>{inline(line)}</p>")
+    flush_table()
+    style = (
+        "body{font-family:sans-serif;max-width:70em;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}"
+        "code{font-size:90%}"
+    )
+    title = html.escape(markdown.splitlines()[0].lstrip("# "))
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title><style>{style}</style>'
+        f"</head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def write_report(results: Path, summary: Summary, rec: RunRecord) -> tuple[Path, Path]:
+    md = report_markdown(summary, rec)
+    page, web = results / "report.md", results / "report.html"
+    page.write_text(md)
+    web.write_text(report_html(md))
+    return page, web
+
+
+PRODUCT_YAML = """\
+# PRODUCT.yaml of a k8s-conformance submission: fill in the fields marked FILL IN.
+vendor: FILL IN (your organisation)
+name: FILL IN (the product's name)
+version: {kubernetes}
+website_url: FILL IN
+repo_url: FILL IN (where this project's sources are)
+documentation_url: FILL IN
+product_logo_url: FILL IN
+type: installer
+description: >-
+  Kubernetes {kubernetes} built from its upstream Go modules for amd64 and mips64el, with
+  every cluster component and conformance test image rebuilt by kubemips.
+"""
+
+
+def write_submission(dest: Path, results: Path, summary: Summary, rec: RunRecord) -> list[Path]:
+    """Lay the results out as a k8s-conformance submission directory (one product, one
+    version): e2e.log, junit_01.xml, PRODUCT.yaml and README.md to complete by hand.
+
+    Certification wants one serial run of the whole suite; a partial or parallel run is
+    laid out all the same but its README says so."""
+    if summary.junit_files and len(summary.junit_files) != 1:
+        raise ClusterError(
+            f"--submission needs one junit file (a serial run, --parallel 1); this run wrote {len(summary.junit_files)}"
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src, name in ((results / "e2e.log", "e2e.log"), (summary.junit_files[0], "junit_01.xml")):
+        target = dest / name
+        target.write_bytes(src.read_bytes())
+        written.append(target)
+    product = dest / "PRODUCT.yaml"
+    product.write_text(PRODUCT_YAML.format(kubernetes=rec.kubernetes))
+    caveats = []
+    if rec.focus != r"\[Conformance\]" or rec.skip:
+        caveats.append(f"- This run's focus was `{rec.focus}`, skip `{rec.skip}`: not the whole suite.")
+    if summary.failed or summary.incomplete:
+        caveats.append(f"- {summary.failed} test(s) failed{'; ' + summary.incomplete if summary.incomplete else ''}.")
+    readme = dest / "README.md"
+    readme.write_text(
+        f"# Kubernetes {rec.kubernetes} on {rec.workloads} (kubemips)\n\n"
+        "## How to reproduce the results\n\n"
+        "On a Debian 12 machine, as root, from a clone of the kubemips repository:\n\n"
+        "```sh\n./scripts/setup-host.sh && . .venv/bin/activate\n"
+        f"invoke cluster-up --arch {rec.workloads}\n"
+        "invoke conformance --results results --submission submission\n"
+        "invoke cluster-down\n```\n\n"
+        f"Result of this run: passed {summary.passed}, failed {summary.failed}, skipped {summary.skipped}; "
+        f"{rec.seconds / 60:.0f} minutes; node {rec.node}, workloads {rec.workloads}.\n"
+        + ("\n## Before submitting\n\n" + "\n".join(caveats) + "\n" if caveats else "")
+    )
+    return [*written, product, readme]

@@ -3,7 +3,9 @@ reached from the host, containment of pod traffic, `invoke conformance`, then
 `invoke cluster-down` and a check that the machine is as it was.
 
 Needs root, the Docker daemon, the CNI plugins, and in the registry (REGISTRY, default
-the embedded 127.0.0.1:5000): hyperkube, etcd, pause, kubernetes-node and agnhost.
+the embedded 127.0.0.1:5000): hyperkube, etcd, pause, kubernetes-node, coredns,
+metrics-server, agnhost (both arches), and for the quick conformance subset the
+conformance image and the test images it pulls (mounttest, busybox, nginx, dnsutils ...).
 Every address used is on interfaces the project (or this test) creates; the test's own
 "outside" is a network namespace on this machine.
 """
@@ -73,7 +75,8 @@ def host_ready() -> None:
     missing = [
         f"{r}:{t}"
         for r, t in (("hyperkube", "v1.16.2"), ("etcd", "3.4.23"), ("pause", "3.1"),
-                     ("kubernetes-node", "v1.16.2"), ("agnhost", "2.6"))
+                     ("kubernetes-node", "v1.16.2"), ("agnhost", "2.6"), ("coredns", "1.6.2"),
+                     ("metrics-server", "v0.3.6-5fcf6956"))
         if not in_registry(r, t)
     ]  # fmt: skip
     if missing:
@@ -116,12 +119,13 @@ def test_cluster_up_names_a_missing_image_and_leaves_nothing(host_ready: None, t
     server = RegistryServer(f"127.0.0.1:{free_port()}", tmp_path / "empty-registry")
     server.start()
     try:
-        proc = invoke("cluster-up", cache=tmp_path / "cache", env={"REGISTRY": server.listen}, check=False)
+        env = {"REGISTRY": server.listen}
+        proc = invoke("cluster-up", "--no-build", cache=tmp_path / "cache", env=env, check=False)
     finally:
         server.stop()
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "hyperkube: " in proc.stderr and "invoke build-hyperkube" in proc.stderr
-    assert "etcd: " in proc.stderr and "pause: " in proc.stderr
+    assert "not in the registry: hyperkube for amd64, etcd for amd64, kubernetes-node for amd64" in proc.stderr
+    assert "pause for amd64" in proc.stderr and "invoke build-hyperkube" in proc.stderr
     assert not (tmp_path / "cache" / "cluster" / "state.json").exists()
     assert_clean(before)
 
@@ -182,11 +186,24 @@ def ipv4_packets_seen(ns: str, address: str) -> int:
     return sum(int(line.split()[0]) for line in out.splitlines() if address in line)
 
 
-def test_cluster_up_pod_service_containment_and_down(host_ready: None, outside: str, tmp_path: Path) -> None:
+def container_arches(names: tuple[str, ...]) -> dict[str, str]:
+    """Container name (io.kubernetes.container.name) -> the arch of the image it runs."""
+    out = {}
+    for line in sh("docker", "ps", "--filter", "label=io.kubernetes.docker.type=container", "-q").split():
+        (info,) = json.loads(sh("docker", "inspect", line))
+        name, image = info["Config"]["Labels"].get("io.kubernetes.container.name", ""), info["Image"]
+        if name in names:
+            out[name] = sh("docker", "image", "inspect", "-f", "{{.Architecture}}", image).strip()
+    return out
+
+
+@pytest.mark.parametrize("arch", ["amd64", "mips64el"])
+def test_cluster_up_pod_service_containment_and_down(host_ready: None, outside: str, tmp_path: Path, arch: str) -> None:
     cache = tmp_path / "cache"
     before = machine_snapshot()
     began = time.monotonic()
-    up = invoke("cluster-up", *(["--node-binaries", NODE_BINARIES] if NODE_BINARIES else []), cache=cache, check=False)
+    binaries = ["--node-binaries", NODE_BINARIES] if NODE_BINARIES else []
+    up = invoke("cluster-up", "--arch", arch, "--no-build", *binaries, cache=cache, check=False)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         took = time.monotonic() - began
@@ -205,10 +222,27 @@ def test_cluster_up_pod_service_containment_and_down(host_ready: None, outside: 
         pods = json.loads(sh(*kubectl, "get", "pods", "-A", "-o", "json", env=home))["items"]
         assert cluster.pod_problems(pods) == []
         names = " ".join(p["metadata"]["name"] for p in pods)
-        for component in ("etcd-", "kube-apiserver-", "kube-controller-manager-", "kube-scheduler-", "kube-proxy-"):
+        for component in (
+            "etcd-", "kube-apiserver-", "kube-controller-manager-", "kube-scheduler-", "kube-proxy-",
+            "coredns-", "metrics-server-",
+        ):  # fmt: skip
             assert component in names
         images = {c["image"] for p in pods for c in p["spec"]["containers"]}
         assert all(i.startswith(REGISTRY + "/") for i in images), images
+        # The node is this machine's arch; the add-ons and the sandbox are the workloads' arch.
+        oci = {"amd64": "amd64", "mips64el": "mips64le"}[arch]
+        running = container_arches(("kube-apiserver", "etcd", "kube-proxy", "coredns", "metrics-server"))
+        assert running == {
+            "kube-apiserver": "amd64", "etcd": "amd64", "kube-proxy": "amd64", "coredns": oci, "metrics-server": oci,
+        }, running  # fmt: skip
+        assert "pods' images by arch: " in up.stdout
+        top = sh(*kubectl, "top", "node", env=home, check=False)
+        for _ in range(40):  # metrics-server scrapes every 60 s
+            if re.search(r"\d+m\s+\d+%", top):
+                break
+            time.sleep(3)
+            top = sh(*kubectl, "top", "node", env=home, check=False)
+        assert re.search(r"\d+m\s+\d+%", top), top
 
         # A second cluster-up verifies and prints, quickly.
         again = invoke("cluster-up", cache=cache)
@@ -216,7 +250,7 @@ def test_cluster_up_pod_service_containment_and_down(host_ready: None, outside: 
 
         # A pod from the registry behind a Service, reached from the host through its ClusterIP.
         manifest = tmp_path / "netexec.yaml"
-        manifest.write_text(NETEXEC.replace("REGISTRY", REGISTRY))
+        manifest.write_text(NETEXEC.replace("REGISTRY", REGISTRY).replace("ARCH", oci))
         sh(*kubectl, "apply", "-f", str(manifest), env=home)
         sh(*kubectl, "wait", "--for=condition=Ready", "pod/netexec", "--timeout=180s", env=home)
         svc = json.loads(sh(*kubectl, "get", "service", "netexec", "-o", "json", env=home))
@@ -241,14 +275,19 @@ def test_cluster_up_pod_service_containment_and_down(host_ready: None, outside: 
         drops = sh("iptables", "-t", "mangle", "-L", cluster.CONTAIN_CHAIN, "-v", "-x", "-n")
         assert int(drops.strip().splitlines()[-1].split()[0]) >= 1, drops
 
-        # The conformance run, when the image exists; otherwise a clear message.
+        assert container_arches(("netexec",)) == {"netexec": oci}
+
+        # The quick conformance subset, every test pod from the workloads' per-arch view.
         results = tmp_path / "results"
-        focus = r"Pods should be submitted and removed|ConfigMap should be consumable from pods in volume \[NodeConformance\] \[Conformance\]"  # noqa: E501
-        run = invoke("conformance", "--focus", focus, "--results", str(results), cache=cache, check=False)
+        run = invoke("conformance", "--quick", "--no-build", "--results", str(results), cache=cache, check=False)
         if in_registry("conformance", "v1.16.2"):
             assert run.returncode == 0, run.stdout + run.stderr
-            assert re.search(r"passed 2, failed 0, skipped \d+", run.stdout), run.stdout
+            assert re.search(r"passed 6, failed 0, skipped \d+", run.stdout), run.stdout
             assert (results / "e2e.log").exists() and list(results.glob("junit_*.xml"))
+            repo_list = (results / "repo-list.yaml").read_text()
+            assert f'e2eRegistry: "{REGISTRY}/linux-{oci}"' in repo_list, repo_list
+            page = (results / "report.md").read_text()
+            assert f"| {arch} | 6 | 0 |" in page and f"{REGISTRY}/linux-{oci}/agnhost:2.6" in page
         else:
             assert run.returncode != 0 and "invoke e2e-images --what conformance" in run.stderr
         print(f"cluster-up took {took:.0f}s")
@@ -270,7 +309,7 @@ metadata:
 spec:
   containers:
     - name: netexec
-      image: REGISTRY/agnhost:2.6
+      image: REGISTRY/agnhost:2.6-linux-ARCH
       args: [netexec, --http-port=8080]
       ports: [{containerPort: 8080}]
       readinessProbe:

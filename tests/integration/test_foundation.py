@@ -128,3 +128,25 @@ def test_dry_run_prints_plan_and_touches_nothing(cli: Cli) -> None:
         "127.0.0.1:1/debian-base:1.0.0",
     ]
     assert "nothing built" in proc.stdout
+
+
+def test_arch_view_names_one_arch_and_runs_it_without_platform(built_pause: Built, cli: Cli) -> None:
+    """The registry's per-arch view (what a mips64el cluster's test pods pull): the view's
+    tag is the very manifest of the per-arch tag, and an amd64 engine pulling it by name
+    alone, as the kubelet does, gets and runs the mips64le image."""
+    from kubemips import archview
+    from kubemips.arch import parse_arch
+    from kubemips.registry import Registry
+
+    reg = Registry(cli.registry, plain_http=True)
+    mips = parse_arch("mips64el")
+    first = archview.publish(reg, [("pause", "3.1"), ("pause", "0.0-never-built")], mips)
+    assert first.missing == ["pause:0.0-never-built"]
+    assert first.published + first.current == ["pause:3.1"]
+    again = archview.publish(reg, [("pause", "3.1")], mips)
+    assert again.current == ["pause:3.1"] and not again.published
+    view = f"{archview.registry_of(cli.registry, mips)}/pause:3.1"
+    assert skopeo_raw(view) == skopeo_raw(f"{cli.registry}/pause:3.1-linux-mips64le")
+    docker("pull", view)
+    assert docker("image", "inspect", "-f", "{{.Architecture}}", view).stdout.strip() == "mips64le"
+    assert docker("run", "--rm", view, "-v").stdout.strip() == "pause.c v3.1"

@@ -136,6 +136,31 @@ def test_kubeadm_config_for_this_node(rendered: dict[str, str]) -> None:
     assert k8sschema.validate(init, "init") == [] and k8sschema.validate(clus, "cluster") == []
 
 
+def test_kubeadm_config_with_foreign_workloads_keeps_the_node_native(rendered: dict[str, str]) -> None:
+    """`cluster-up --arch mips64el` on amd64: control plane and etcd stay amd64, the pod
+    sandbox and CoreDNS (workloads) are mips64le."""
+    text = cluster.kubeadm_config(
+        rendered["kubeadm.yaml"], plan=netplan.default(), node_name="vm", lay=LAYOUT, arch=AMD64,
+        workloads=parse_arch("mips64el"),
+    )  # fmt: skip
+    docs = {d["kind"]: d for d in yaml.safe_load_all(text) if d}
+    init, clus = docs["InitConfiguration"], docs["ClusterConfiguration"]
+    extra = init["nodeRegistration"]["kubeletExtraArgs"]
+    assert extra["pod-infra-container-image"] == "127.0.0.1:5000/pause:3.1-linux-mips64le"
+    assert clus["dns"]["imageTag"] == "1.6.2-linux-mips64le"
+    assert clus["kubernetesVersion"] == "v1.16.2-linux-amd64"
+    assert clus["etcd"]["local"]["imageTag"] == "3.4.23-linux-amd64"
+
+
+def test_metrics_server_manifest_trusts_the_kubelets_self_signed_certificate(rendered: dict[str, str]) -> None:
+    text = cluster.per_arch_images(rendered["metrics-server.yaml"], parse_arch("mips64el"))
+    deployment = next(d for d in yaml.safe_load_all(text) if d and d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "127.0.0.1:5000/metrics-server:v0.3.6-5fcf6956-linux-mips64le"
+    assert "--kubelet-insecure-tls" in container["args"]
+    assert "--kubelet-preferred-address-types=InternalIP,Hostname" in container["args"]
+
+
 def test_kubeadm_config_refuses_a_template_with_other_ranges(rendered: dict[str, str]) -> None:
     other = netplan.parse("198.19.0.1", "198.19.16.0/20", "198.19.128.0/17")
     with pytest.raises(ClusterError, match="renders networking"):
@@ -381,3 +406,43 @@ def test_relay_rewrites_only_what_cannot_start_here() -> None:
     plain = json.dumps({"HostConfig": {"OomScoreAdj": 1000, "Privileged": False}}).encode()
     assert dockerrelay.rewrite_create(plain, 0, ["SYS_RESOURCE"]) == (plain, [])
     assert dockerrelay.rewrite_create(b"not json", 0, []) == (b"not json", [])
+
+
+def _record(**over: object) -> e2erun.RunRecord:
+    fields: dict[str, object] = dict(
+        kubernetes="v1.16.2", node=AMD64, workloads=parse_arch("mips64el"), focus=r"\[Conformance\]", skip="",
+        parallel=1, started="2026-11-28T02:00:00Z", seconds=5400.0,
+        images={"127.0.0.1:5000/linux-mips64le/agnhost:2.6": "sha256:" + "a" * 64},
+    )  # fmt: skip
+    fields.update(over)
+    return e2erun.RunRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_results_page_has_the_counts_failures_and_digests() -> None:
+    summary = e2erun.Summary(passed=200, failed=1, skipped=4000)
+    summary.failures.append(e2erun.Failure("[sig-network] DNS should provide DNS for services", "timed out <a>"))
+    md = e2erun.report_markdown(summary, _record())
+    assert "# Conformance run: Kubernetes v1.16.2, node amd64, workloads mips64el (QEMU)" in md
+    assert "| mips64el | 200 | 1 | 4000 | 201 | 90.0 min |" in md
+    assert "- **[sig-network] DNS should provide DNS for services**: timed out <a>" in md
+    assert "| `127.0.0.1:5000/linux-mips64le/agnhost:2.6` | `sha256:" + "a" * 64 + "` |" in md
+    page = e2erun.report_html(md)
+    assert "<td>200</td>" in page and "timed out &lt;a&gt;" in page and "<h2>Failures</h2>" in page
+    assert "http" not in page.replace("127.0.0.1:5000", "")  # self-contained: nothing fetched
+
+
+def test_submission_layout_and_its_caveats(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "e2e.log").write_text("Ran 1 of 4000 Specs\n")
+    junit = results / "junit_01.xml"
+    junit.write_text('<testsuite><testcase name="a"/></testsuite>')
+    summary = e2erun.parse_junit([junit])
+    files = e2erun.write_submission(tmp_path / "sub", results, summary, _record(focus="Pods"))
+    assert sorted(f.name for f in files) == ["PRODUCT.yaml", "README.md", "e2e.log", "junit_01.xml"]
+    assert yaml.safe_load((tmp_path / "sub" / "PRODUCT.yaml").read_text())["version"] == "v1.16.2"
+    readme = (tmp_path / "sub" / "README.md").read_text()
+    assert "invoke cluster-up --arch mips64el" in readme and "not the whole suite" in readme
+    two = e2erun.Summary(junit_files=[junit, results / "junit_02.xml"])
+    with pytest.raises(ClusterError, match="one junit file"):
+        e2erun.write_submission(tmp_path / "sub2", results, two, _record())
