@@ -17,6 +17,7 @@ from typing import Any
 from . import components, config, conformance, interrupt, localregistry, log, manifests, oci, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
+from .catalog import Catalog, load_catalog
 from .config import Settings
 from .engine import Engines
 from .errors import ConfigError, Interrupted, KubemipsError
@@ -88,8 +89,8 @@ def open_registry(s: Settings, *, start: bool = True) -> Registry:
     return reg
 
 
-def catalog(s: Settings) -> components.Catalog:
-    cat = components.load_catalog(s.root)
+def catalog(s: Settings) -> Catalog:
+    cat = load_catalog(s.root)
     for name, problem in sorted(cat.broken.items()):
         if name not in cat.components and not (s.root / "components" / name).is_dir():
             # e2e folders; the front ends name broken component files when they load them

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import log
 from .arch import Arch
-from .components import Catalog
+from .catalog import Catalog
 from .errors import ConfigError, KubemipsError
 from .registry import Registry
 from .schema import check_table, read_toml

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import conformance, netplan
 from .arch import Arch
-from .components import Catalog
+from .catalog import Catalog
 from .errors import ConfigError, KubemipsError
 from .registry import Registry
 

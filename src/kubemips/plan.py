@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .arch import Arch
-from .components import Catalog, Component, ImageDef
+from .catalog import Catalog
+from .components import Component, ImageDef
 from .errors import ConfigError
 
 

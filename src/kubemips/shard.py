@@ -21,7 +21,7 @@ from typing import Any
 
 from . import log, oci
 from .arch import Arch, parse_arch
-from .components import Catalog
+from .catalog import Catalog
 from .config import Settings
 from .errors import ConfigError, KubemipsError, VerifyError
 from .registry import Registry
