@@ -26,8 +26,9 @@ from .. import debian
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
+from ..oci import Layer
 from ..schema import str_list, str_map
-from . import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput
 
 PACKAGES_FILE = "usr/share/kubemips/packages.txt"
 """Where package-based images record ``name=version`` of what they installed."""
@@ -70,8 +71,6 @@ def export_layers(
     ctx: BuildContext, arch: Arch, image_id: str, base: BaseImage | None, work: Path, what: str
 ) -> tuple[dict[str, Any], list[Any], str]:
     """Save ``image_id``; return its config, the layers above ``base``, and packages.txt."""
-    from ..oci import Layer
-
     saved = work / "image.tar"
     ctx.engines.for_arch(arch).save(image_id, saved)
     base_ids = list(((base.config if base else {}).get("rootfs") or {}).get("diff_ids") or [])

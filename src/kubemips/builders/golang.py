@@ -26,7 +26,7 @@ from ..components import Component, ImageDef, Source
 from ..errors import BuildError, ConfigError
 from ..oci import FileEntry, FilesLayer, canonical_json, iso_time
 from ..schema import check_table, str_list
-from . import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput
 from .dockerfile import tree_digest
 
 BINARY_KEYS = {"name": str, "package": str, "source": str, "versions": str, "ldflags": list, "test": bool}

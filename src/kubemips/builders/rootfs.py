@@ -16,7 +16,7 @@ from ..arch import Arch
 from ..components import Component, ImageDef
 from ..oci import NormalizedTar
 from ..schema import str_list
-from . import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput
 
 # Kept out of the image, as upstream's debian-base does: documentation, manuals and
 # translations are dead weight in a container.  Copyright files stay.
