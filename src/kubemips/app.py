@@ -321,7 +321,7 @@ def bundle(s: Settings, what: str, out: Path) -> list[Path]:
         if not inside:
             raise ConfigError(f'{comp.file}: {name} keeps no bundle (needs [build] bundle = "/path")')
         for arch in s.arches:
-            tag = f"{comp.tag}-{arch.tag_suffix}"
+            tag = arch.tag_for(comp.tag)
             manifest = reg.get_manifest(name, tag)
             if manifest is None or manifest.is_list:
                 raise KubemipsError(f"{reg.ref(name, tag)} is not in the registry: build it first")

@@ -30,7 +30,7 @@ class ImageNode:
 
     @property
     def tag(self) -> str:
-        return f"{self.comp.tag}-{self.arch.tag_suffix}"
+        return self.arch.tag_for(self.comp.tag)
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,7 @@ def merge(
         tag = next(iter(got.values())).tag
         repo = repos[image]
         for arch in got:
-            reg.put_manifest(repo, f"{tag}-{arch.tag_suffix}", raws[(image, arch)], oci.MANIFEST)
+            reg.put_manifest(repo, arch.tag_for(tag), raws[(image, arch)], oci.MANIFEST)
         entries = [oci.ListEntry(arch, rec.digest, len(raws[(image, arch)])) for arch, rec in got.items()]
         raw = oci.canonical_json(oci.manifest_list(entries))
         digest = oci.sha256_digest(raw)
