@@ -17,10 +17,12 @@ from typing import Any
 from . import components, config, conformance, interrupt, localregistry, log, manifests, oci, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
+from .bundle import export_bundles
 from .catalog import Catalog, load_catalog
 from .config import Settings
 from .engine import Engines
 from .errors import ConfigError, Interrupted, KubemipsError
+from .mirror import copy_missing, split_ref
 from .plan import ImageNode, Node, Plan, make_plan
 from .registry import Registry
 from .verify import verify_image, verify_list
@@ -302,53 +304,10 @@ def list_images(s: Settings) -> None:
     log.print_block(log.table(["image", "tag", "component", "kind", "base"], rows))
 
 
-def bundle(s: Settings, what: str, out: Path) -> list[Path]:
-    """Export the .deb bundle a debian-packages component keeps, per arch, checksums verified.
-
-    Read straight from the registry's layers: no daemon, no emulation.
-    """
-    import hashlib
-    import io
-    import tarfile
-
-    cat = catalog(s)
-    reg = open_registry(s, start=False)
-    written: list[Path] = []
-    for entry in cat.resolve(what, ()):
-        comp, image = cat.image(entry)
-        name = image.repo
-        inside = str(comp.build.get("bundle", "")).strip("/")
-        if not inside:
-            raise ConfigError(f'{comp.file}: {name} keeps no bundle (needs [build] bundle = "/path")')
-        for arch in s.arches:
-            tag = arch.tag_for(comp.tag)
-            manifest = reg.get_manifest(name, tag)
-            if manifest is None or manifest.is_list:
-                raise KubemipsError(f"{reg.ref(name, tag)} is not in the registry: build it first")
-            dest = out / f"{name}-{tag}"
-            dest.mkdir(parents=True, exist_ok=True)
-            found = 0
-            for layer in manifest.doc["layers"]:
-                with tarfile.open(fileobj=io.BytesIO(reg.get_blob(name, layer["digest"])), mode="r:gz") as tar:
-                    for member in tar:
-                        path = member.name.removeprefix("./")
-                        if member.isreg() and path.startswith(inside + "/") and "/" not in path[len(inside) + 1 :]:
-                            data = tar.extractfile(member)
-                            if data is not None:
-                                target = dest / Path(path).name
-                                target.write_bytes(data.read())
-                                target.chmod(member.mode & 0o755)
-                                found += 1
-            sums = dest / "SHA256SUMS"
-            if not found or not sums.exists():
-                raise KubemipsError(f"{reg.ref(name, tag)}: no bundle found at /{inside}")
-            for line in sums.read_text().splitlines():
-                digest, _, filename = line.partition("  ")
-                if hashlib.sha256((dest / filename).read_bytes()).hexdigest() != digest:
-                    raise KubemipsError(f"{dest / filename}: checksum does not match SHA256SUMS")
-            log.info(f"{reg.ref(name, tag)}: {found - 1} files in {dest}, checksums verified")
-            written.append(dest)
-    return written
+def bundle(settings: Settings, what: str, out: Path) -> list[Path]:
+    """Export the .deb bundle a debian-packages component keeps, per arch, checksums verified."""
+    reg = open_registry(settings, start=False)
+    return export_bundles(reg, catalog(settings), what, settings.arches, out)
 
 
 def matrix(s: Settings, what: str, *, stage: int | None = None) -> dict[str, Any]:
@@ -463,38 +422,14 @@ def cluster_images(s: Settings, k8s: str) -> list[str]:
     return sorted(set(refs))
 
 
-def mirror(s: Settings, source: str, k8s: str, what: Sequence[str]) -> None:
+def mirror(settings: Settings, source: str, k8s: str, what: Sequence[str]) -> None:
     """Copy the cluster's images that the registry lacks from ``source``, digests checked."""
-    dest = open_registry(s)
-    src = Registry.configured(s, source)
+    dest = open_registry(settings)
+    src = Registry.configured(settings, source)
     src.ping()
-    store = oci.BlobStore(s.cache_dir / "blobs")
-    refs = cluster_images(s, k8s)
+    store = oci.BlobStore(settings.cache_dir / "blobs")
+    refs = cluster_images(settings, k8s)
     if what:
-        refs = [r for r in refs if r.removeprefix(s.registry + "/").rpartition(":")[0] in what]
-    rows = []
-    for ref in refs:
-        repo, _, tag = ref.removeprefix(s.registry + "/").rpartition(":")
-        if dest.get_manifest(repo, tag) is not None:
-            rows.append([ref, "present"])
-            continue
-        lst = src.get_manifest(repo, tag)
-        if lst is None:
-            rows.append([ref, f"not in {source} either"])
-            continue
-        children = [m["digest"] for m in lst.doc.get("manifests", [])] if lst.is_list else []
-        for digest in children or [lst.digest]:
-            child = src.get_manifest(repo, digest)
-            if child is None:
-                raise KubemipsError(f"{source}/{repo}@{digest} is listed but missing: not copied")
-            for desc in [child.doc["config"], *child.doc.get("layers", [])]:
-                if not dest.has_blob(repo, desc["digest"]):
-                    data = src.get_blob(repo, desc["digest"])  # checks the digest
-                    dest.push_blob(repo, store.put_bytes(data, desc.get("mediaType", oci.LAYER)))
-            dest.put_manifest(repo, digest, child.raw, child.media_type)
-        dest.put_manifest(repo, lst.digest, lst.raw, lst.media_type)
-        dest.put_manifest(repo, tag, lst.raw, lst.media_type)
-        if lst.is_list:
-            verify_list(dest, repo, tag, [], expected=lst.digest)
-        rows.append([ref, f"copied from {source} ({lst.digest[:19]}), verified"])
+        refs = [r for r in refs if split_ref(r, settings.registry)[0] in what]
+    rows = copy_missing(dest, src, source, settings.registry, refs, store)
     log.print_block(log.table(["image", "result"], rows))
