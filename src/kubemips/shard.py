@@ -24,8 +24,9 @@ from .arch import Arch, parse_arch
 from .catalog import Catalog
 from .config import Settings
 from .errors import ConfigError, KubemipsError, VerifyError
+from .publish import publish_list
 from .registry import Registry
-from .verify import verify_image, verify_list
+from .verify import verify_image
 
 RECORD_VERSION = 1
 
@@ -172,14 +173,7 @@ def merge(
         for arch in got:
             reg.put_manifest(repo, arch.tag_for(tag), raws[(image, arch)], oci.MANIFEST)
         entries = [oci.ListEntry(arch, rec.digest, len(raws[(image, arch)])) for arch, rec in got.items()]
-        raw = oci.canonical_json(oci.manifest_list(entries))
-        digest = oci.sha256_digest(raw)
-        existing = reg.get_manifest(repo, tag)
-        status = "unchanged" if existing is not None and existing.digest == digest else "published"
-        if status == "published":
-            reg.put_manifest(repo, digest, raw, oci.MANIFEST_LIST)
-            reg.put_manifest(repo, tag, raw, oci.MANIFEST_LIST)
-        verify_list(reg, repo, tag, list(got), expected=digest)
+        digest, status = publish_list(reg, repo, tag, entries, list(got), reg.get_manifest(repo, tag))
         arches = sorted(a.name for a in got)
         log.info(f"{status} {reg.ref(repo, tag)} [{', '.join(arches)}], verified")
         results.append(MergeResult(repo, tag, arches, digest, status))
