@@ -164,7 +164,7 @@ _K8S_HELP = "Kubernetes version whose conformance catalog to use (e2e-images/cat
 def e2e_images(
     c: Context,
     what: str = "",
-    k8s: str = "v1.16.2",
+    k8s: str = config.KUBERNETES_VERSION,
     arch: str = "",
     registry: str = "",
     force: bool = False,
@@ -184,14 +184,14 @@ def e2e_images(
 
 
 @task(name="e2e-list", help={"k8s": _K8S_HELP, "registry": _COMMON_HELP["registry"]})
-def e2e_list(c: Context, k8s: str = "v1.16.2", registry: str = "") -> None:
+def e2e_list(c: Context, k8s: str = config.KUBERNETES_VERSION, registry: str = "") -> None:
     """Print the images a conformance run of that version pulls, and which this project builds."""
     with app.edge():
         app.e2e_list(app.settings(registry=registry), k8s)
 
 
 @task(name="e2e-repo-list", help={"k8s": _K8S_HELP, "registry": _COMMON_HELP["registry"], "out": "YAML file to write"})
-def e2e_repo_list(c: Context, k8s: str = "v1.16.2", registry: str = "", out: str = "") -> None:
+def e2e_repo_list(c: Context, k8s: str = config.KUBERNETES_VERSION, registry: str = "", out: str = "") -> None:
     """Write the KUBE_TEST_REPO_LIST YAML pointing every registry key at REGISTRY; print its path."""
     from pathlib import Path
 
@@ -208,7 +208,9 @@ def e2e_repo_list(c: Context, k8s: str = "v1.16.2", registry: str = "", out: str
         "markdown": "Markdown file to write",
     },
 )
-def e2e_coverage(c: Context, k8s: str = "v1.16.2", registry: str = "", arch: str = "", markdown: str = "") -> None:
+def e2e_coverage(
+    c: Context, k8s: str = config.KUBERNETES_VERSION, registry: str = "", arch: str = "", markdown: str = ""
+) -> None:
     """Report, per catalog image and arch, whether the registry holds it (digest, size, smoke, content)."""
     from pathlib import Path
 
@@ -224,7 +226,9 @@ def e2e_coverage(c: Context, k8s: str = "v1.16.2", registry: str = "", arch: str
         "out": "directory for the rendered manifests",
     }
 )
-def manifests(c: Context, registry: str = "", k8s: str = "v1.16.2", out: str = "rendered-manifests") -> None:
+def manifests(
+    c: Context, registry: str = "", k8s: str = config.KUBERNETES_VERSION, out: str = "rendered-manifests"
+) -> None:
     """Render manifests/ (kubeadm, calico, coredns, metrics-server, conformance) for REGISTRY."""
     from pathlib import Path
 
@@ -245,7 +249,7 @@ def verify_manifests(c: Context, registry: str = "", dir: str = "rendered-manife
 
 
 @task(name="images-for-cluster", help={"registry": _COMMON_HELP["registry"], "k8s": "Kubernetes version"})
-def images_for_cluster(c: Context, registry: str = "", k8s: str = "v1.16.2") -> None:
+def images_for_cluster(c: Context, registry: str = "", k8s: str = config.KUBERNETES_VERSION) -> None:
     """List every image a cluster of that version needs (like `kubeadm config images list`)."""
     with app.edge():
         for ref in app.cluster_images(app.settings(registry=registry), k8s):
@@ -261,7 +265,7 @@ def images_for_cluster(c: Context, registry: str = "", k8s: str = "v1.16.2") -> 
         "what": "only these repositories (comma-separated)",
     },
 )
-def mirror(c: Context, from_: str, registry: str = "", k8s: str = "v1.16.2", what: str = "") -> None:
+def mirror(c: Context, from_: str, registry: str = "", k8s: str = config.KUBERNETES_VERSION, what: str = "") -> None:
     """Copy the cluster images the registry lacks from another registry, checking digests."""
     with app.edge():
         app.mirror(app.settings(registry=registry), from_, k8s, what.replace(",", " ").split())

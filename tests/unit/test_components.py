@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from kubemips import components
+from kubemips import components, config, conformance
 from kubemips.arch import parse_arch
 from kubemips.builders import builder_for
 from kubemips.catalog import load_catalog
@@ -22,6 +22,12 @@ def test_repo_components_load_and_builders_accept_them() -> None:
     assert pause.version == "3.1" and pause.tag == "3.1"
     assert image.smoke.pattern("3.1", parse_arch("mips64el")).search("pause.c v3.1\n")
     assert not image.smoke.pattern("3.1", parse_arch("mips64el")).search("pause.c v3.10\n")
+
+
+def test_default_kubernetes_version_is_the_one_built() -> None:
+    catalog = load_catalog(REPO)
+    assert catalog.components["hyperkube"].version == config.KUBERNETES_VERSION
+    assert config.KUBERNETES_VERSION in conformance.available(REPO)
 
 
 def test_debian_base_smoke_pattern_is_per_arch() -> None:
