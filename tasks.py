@@ -17,7 +17,7 @@ from invoke.tasks import Task, task
 
 from kubemips import app, clusterops, components, config
 
-_COMMON_HELP = {
+_BUILD_HELP = {
     "arch": "comma-separated architectures (default: kubemips.toml / ALL_ARCH); mips64le = mips64el",
     "registry": "HOST[:PORT][/NAMESPACE] to push to (default: the embedded registry / REGISTRY)",
     "force": "rebuild and re-check even when the registry holds the same inputs",
@@ -25,17 +25,27 @@ _COMMON_HELP = {
     "no_smoke": "skip running the images (not recommended: publishing then proves less)",
     "jobs": "steps run at the same time (default: kubemips.toml build.jobs)",
     "report": "write the JSON report here (default: <cache>/reports/last-build.json)",
+}
+"""The flags every building task takes (build, e2e-images, build-<component>)."""
+
+_COMMON_HELP = {
+    **_BUILD_HELP,
     "version": "build another version of the one component requested (needs --source unless pinned)",
     "source": "local source tree: DIR, or NAME=DIR,... for components with several sources",
 }
+"""The build flags plus the overrides of one component's version and source."""
 
 
-def _build(what: str, arch: str, registry: str, jobs: int, **options: Any) -> None:
+def _build(what: str, arch: str, registry: str, jobs: int, *, k8s: str | None = None, **options: Any) -> None:
+    """Run a build from a task's flags; with ``k8s``, WHAT names e2e catalog images."""
     with app.edge():
         settings = app.settings(arch=arch, registry=registry, jobs=jobs)
+        names: str | list[str] = (
+            app.e2e_what(settings, k8s, what.replace(",", " ").split()) if k8s is not None else what
+        )
         app.build(
             settings,
-            what,
+            names,
             force=options["force"],
             dry_run=options["dry_run"],
             smoke=not options["no_smoke"],
@@ -43,6 +53,7 @@ def _build(what: str, arch: str, registry: str, jobs: int, **options: Any) -> No
             version=options.get("version", ""),
             source=options.get("source", ""),
             digests_dir=options.get("digests_dir", "") if options.get("push_by_digest") else "",
+            k8s_source=options.get("k8s_source", ""),
         )
 
 
@@ -158,7 +169,7 @@ _K8S_HELP = "Kubernetes version whose conformance catalog to use (e2e-images/cat
         "what": "catalog images (ids, repositories like nginx, or components); default: the whole catalog",
         "k8s": _K8S_HELP,
         "source": "local Kubernetes tree for the images whose Go sources live there",
-        **{k: v for k, v in _COMMON_HELP.items() if k not in ("version", "source")},
+        **_BUILD_HELP,
     },
 )
 def e2e_images(
@@ -175,12 +186,10 @@ def e2e_images(
     source: str = "",
 ) -> None:
     """Build the conformance e2e images (and what they need) for every configured arch."""
-    with app.edge():
-        settings = app.settings(arch=arch, registry=registry, jobs=jobs)
-        names = app.e2e_what(settings, k8s, what.replace(",", " ").split())
-        app.build(
-            settings, names, force=force, dry_run=dry_run, smoke=not no_smoke, report_path=report, k8s_source=source
-        )
+    _build(
+        what, arch, registry, jobs, k8s=k8s, force=force, dry_run=dry_run, no_smoke=no_smoke, report=report,
+        k8s_source=source,
+    )  # fmt: skip
 
 
 @task(name="e2e-list", help={"k8s": _K8S_HELP, "registry": _COMMON_HELP["registry"]})
