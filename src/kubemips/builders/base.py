@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import debian
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..config import Settings
@@ -38,6 +39,14 @@ class BuildContext:
         path = self.work_root / f"{comp.name}{suffix}-{arch.name}"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def debian_sources(self, arch: Arch) -> list[debian.SuiteSource]:
+        """The configured Debian archive for ``arch``, each suite with its package-index
+        digest: what mmdebstrap and a RUN apt-get resolve packages against."""
+        s = self.settings
+        mirror = debian.mirror_for(s.debian_suite, s.debian_mirror)
+        security = debian.security_mirror_for(s.debian_suite, s.security_mirror)
+        return debian.sources_for(s.debian_suite, arch.debian, mirror, security)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import debian
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
@@ -61,10 +60,7 @@ def fill(text: str, comp: Component, arch: Arch) -> str:
 
 def archive_inputs(arch: Arch, ctx: BuildContext) -> list[str]:
     """Package-index digests a RUN apt-get would resolve against (pins what it installs)."""
-    s = ctx.settings
-    mirror = debian.mirror_for(s.debian_suite, s.debian_mirror)
-    security = debian.security_mirror_for(s.debian_suite, s.security_mirror)
-    return [f"{src.suite}@{src.index}" for src in debian.sources_for(s.debian_suite, arch.debian, mirror, security)]
+    return [f"{src.suite}@{src.index}" for src in ctx.debian_sources(arch)]
 
 
 def export_layers(
