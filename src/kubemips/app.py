@@ -17,6 +17,7 @@ from typing import Any
 from . import components, config, conformance, interrupt, localregistry, log, manifests, oci, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
+from .builders.golang import source_names
 from .bundle import export_bundles
 from .catalog import Catalog, load_catalog
 from .config import Settings
@@ -129,16 +130,9 @@ SourceMap = dict[str, dict[str, Path]]
 
 def check_sources(plan: Plan, sources: SourceMap) -> None:
     """Every Go source a planned image compiles from is pinned or given with --source."""
-    from . import versions
-
     for comp in {node.comp.name: node.comp for node in plan.nodes}.values():
-        binaries = comp.build.get("binaries") or []
-        needed = {
-            b.get("source", "main")
-            for b in binaries
-            if isinstance(b, dict) and (not b.get("versions") or versions.in_range(comp.version, b["versions"]))
-        }
-        missing = sorted(n for n in needed if n not in comp.sources and n not in sources.get(comp.name, {}))
+        needed = source_names(comp)
+        missing = [n for n in needed if n not in comp.sources and n not in sources.get(comp.name, {})]
         if missing:
             flag = "--source DIR" if missing == ["main"] else "--source " + ",".join(f"{m}=DIR" for m in missing)
             names = ", ".join(f"'{m}'" for m in missing)
