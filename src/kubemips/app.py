@@ -24,9 +24,9 @@ from .config import Settings
 from .engine import Engines
 from .errors import ConfigError, Interrupted, KubemipsError
 from .mirror import copy_missing, split_ref
-from .plan import ImageNode, Node, Plan, make_plan
+from .plan import Plan, make_plan
 from .registry import Registry
-from .verify import verify_image, verify_list
+from .verify import verify_list
 
 
 @contextmanager
@@ -142,39 +142,10 @@ def check_sources(plan: Plan, sources: SourceMap) -> None:
             )
 
 
-def shard_plan(plan: Plan) -> Plan:
-    """Only the requested images' per-arch nodes: no lists, bases provided from outside."""
-    keep: list[Node] = [n for n in plan.nodes if isinstance(n, ImageNode) and n.image.name in plan.requested]
-    return Plan(nodes=keep, deps={n.id: plan.deps[n.id] for n in keep}, requested=plan.requested)
-
-
 def provided_bases(s: Settings, reg: Registry, plan: Plan, digests_dir: Path) -> dict[str, ImageResult]:
     """Base images of a sharded build: from digest records, else from the registry's tags."""
-    records = {(r.image, r.arch): r for r in shard.read_records(digests_dir)} if digests_dir.is_dir() else {}
-    cat = catalog(s)
-    preset: dict[str, ImageResult] = {}
-    wanted = {d for n in plan.nodes for d in plan.deps[n.id]} - {n.id for n in plan.nodes}
-    for node_id in sorted(wanted):
-        name, arch_name = node_id.rsplit("/", 1)
-        comp, image = cat.image(name)
-        arch = parse_arch(arch_name)
-        node = ImageNode(comp, image, arch)
-        rec = records.get((name, arch.name))
-        if rec is not None:
-            digest, size = rec.digest, rec.size
-        else:
-            manifest = reg.get_manifest(image.repo, node.tag)
-            if manifest is None or manifest.is_list:
-                stage = shard.stages(cat, [name])[name]
-                raise KubemipsError(
-                    f"base {name} for {arch} is neither in {digests_dir} nor in {s.registry}: "
-                    f"build its matrix entry (stage {stage}) first"
-                )
-            digest, size = manifest.digest, len(manifest.raw)
-        res = ImageResult(node, status="provided", digest=digest, manifest_size=size)
-        res.size = verify_image(reg, image.repo, digest, arch)
-        preset[node_id] = res
-    return preset
+    records = shard.read_records(digests_dir) if digests_dir.is_dir() else []
+    return shard.provided_bases(reg, catalog(s), plan, records, digests_dir, s.registry)
 
 
 def parse_source_flag(text: str, comp: components.Component) -> dict[str, Path]:
@@ -229,7 +200,7 @@ def build(
     check_sources(plan, sources)
     sharded = bool(digests_dir)
     if sharded:
-        plan = shard_plan(plan)
+        plan = shard.requested_nodes(plan)
     if dry_run:
         log.print_block(plan.describe(s.registry))
         log.print_block("dry run: nothing built, pushed or started")
@@ -243,13 +214,7 @@ def build(
         runner.prepare(plan)
         report = runner.run(plan, preset=preset)
         if sharded:
-            for res in report.images():
-                if res.ok and res.status != "provided":
-                    rec = shard.Record(
-                        res.node.image.name, res.node.arch.name, res.node.arch.platform,
-                        res.digest, res.manifest_size, res.node.comp.tag, s.registry,
-                    )  # fmt: skip
-                    log.info(f"record {shard.write_record(Path(digests_dir), rec)}")
+            shard.write_records(Path(digests_dir), report, s.registry)
     path = Path(report_path) if report_path else s.cache_dir / "reports" / "last-build.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report_json(report, reg), indent=2) + "\n")

@@ -21,9 +21,11 @@ from typing import Any
 
 from . import log, oci
 from .arch import Arch, parse_arch
+from .build import ImageResult, Report
 from .catalog import Catalog
 from .config import Settings
 from .errors import ConfigError, KubemipsError, VerifyError
+from .plan import ImageNode, Node, Plan, closure
 from .publish import publish_list
 from .registry import Registry
 from .verify import verify_image
@@ -92,8 +94,6 @@ def stages(catalog: Catalog, names: list[str]) -> dict[str, int]:
 
 def matrix(catalog: Catalog, names: list[str], arches: tuple[Arch, ...], *, stage: int | None = None) -> dict[str, Any]:
     """``{"include": [...]}``: one entry per image and arch, bases in earlier stages."""
-    from .plan import closure
-
     order = closure(names, catalog)
     depth = stages(catalog, order)
     include = [
@@ -104,6 +104,54 @@ def matrix(catalog: Catalog, names: list[str], arches: tuple[Arch, ...], *, stag
     ]
     include.sort(key=lambda e: (e["stage"], e["what"], e["arch"]))
     return {"include": include}
+
+
+def requested_nodes(plan: Plan) -> Plan:
+    """Only the requested images' per-arch nodes: no lists, bases provided from outside."""
+    keep: list[Node] = [n for n in plan.nodes if isinstance(n, ImageNode) and n.image.name in plan.requested]
+    return Plan(nodes=keep, deps={n.id: plan.deps[n.id] for n in keep}, requested=plan.requested)
+
+
+def provided_bases(
+    reg: Registry, catalog: Catalog, plan: Plan, records: list[Record], digests_dir: Path, registry: str
+) -> dict[str, ImageResult]:
+    """Base images of a sharded build: from digest records, else from the registry's tags."""
+    by_node = {(r.image, r.arch): r for r in records}
+    preset: dict[str, ImageResult] = {}
+    wanted = {d for n in plan.nodes for d in plan.deps[n.id]} - {n.id for n in plan.nodes}
+    for node_id in sorted(wanted):
+        name, arch_name = node_id.rsplit("/", 1)
+        comp, image = catalog.image(name)
+        arch = parse_arch(arch_name)
+        node = ImageNode(comp, image, arch)
+        rec = by_node.get((name, arch.name))
+        if rec is not None:
+            digest, size = rec.digest, rec.size
+        else:
+            manifest = reg.get_manifest(image.repo, node.tag)
+            if manifest is None or manifest.is_list:
+                stage = stages(catalog, [name])[name]
+                raise KubemipsError(
+                    f"base {name} for {arch} is neither in {digests_dir} nor in {registry}: "
+                    f"build its matrix entry (stage {stage}) first"
+                )
+            digest, size = manifest.digest, len(manifest.raw)
+        res = ImageResult(node, status="provided", digest=digest, manifest_size=size)
+        res.size = verify_image(reg, image.repo, digest, arch)
+        preset[node_id] = res
+    return preset
+
+
+def write_records(directory: Path, report: Report, registry: str) -> None:
+    """A record for each image the sharded build pushed (not those it was given)."""
+    for res in report.images():
+        if res.ok and res.status != "provided":
+            node = res.node
+            rec = Record(
+                node.image.name, node.arch.name, node.arch.platform, res.digest, res.manifest_size, node.comp.tag,
+                registry,
+            )  # fmt: skip
+            log.info(f"record {write_record(directory, rec)}")
 
 
 @dataclass
