@@ -23,9 +23,9 @@ from .catalog import Catalog, load_catalog
 from .config import Settings
 from .engine import Engines
 from .errors import ConfigError, Interrupted, KubemipsError
-from .mirror import copy_missing, split_ref
+from .mirror import copy_missing
 from .plan import Plan, make_plan
-from .registry import Registry
+from .registry import Registry, split_ref
 from .verify import verify_list
 
 

@@ -12,14 +12,8 @@ from collections.abc import Sequence
 
 from . import oci
 from .errors import KubemipsError
-from .registry import Registry
+from .registry import Registry, split_ref
 from .verify import verify_list
-
-
-def split_ref(ref: str, registry: str) -> tuple[str, str]:
-    """``REGISTRY/REPO:TAG`` -> (REPO, TAG)."""
-    repo, _, tag = ref.removeprefix(registry + "/").rpartition(":")
-    return repo, tag
 
 
 def copy_missing(
