@@ -85,7 +85,7 @@ def e2e_images(session: nox.Session) -> None:
         del args[i : i + 2]
     with app.edge():
         settings = app.settings()
-        app.build(settings, app.e2e_what(settings, "v1.16.2", args), k8s_source=source)
+        app.build(settings, app.e2e_what(settings, config.KUBERNETES_VERSION, args), k8s_source=source)
 
 
 def _component_session(comp: components.Component) -> None:

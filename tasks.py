@@ -17,7 +17,7 @@ from invoke.tasks import Task, task
 
 from kubemips import app, clusterops, components, config
 
-_COMMON_HELP = {
+_BUILD_HELP = {
     "arch": "comma-separated architectures (default: kubemips.toml / ALL_ARCH); mips64le = mips64el",
     "registry": "HOST[:PORT][/NAMESPACE] to push to (default: the embedded registry / REGISTRY)",
     "force": "rebuild and re-check even when the registry holds the same inputs",
@@ -25,17 +25,27 @@ _COMMON_HELP = {
     "no_smoke": "skip running the images (not recommended: publishing then proves less)",
     "jobs": "steps run at the same time (default: kubemips.toml build.jobs)",
     "report": "write the JSON report here (default: <cache>/reports/last-build.json)",
+}
+"""The flags every building task takes (build, e2e-images, build-<component>)."""
+
+_COMMON_HELP = {
+    **_BUILD_HELP,
     "version": "build another version of the one component requested (needs --source unless pinned)",
     "source": "local source tree: DIR, or NAME=DIR,... for components with several sources",
 }
+"""The build flags plus the overrides of one component's version and source."""
 
 
-def _build(what: str, arch: str, registry: str, jobs: int, **options: Any) -> None:
+def _build(what: str, arch: str, registry: str, jobs: int, *, k8s: str | None = None, **options: Any) -> None:
+    """Run a build from a task's flags; with ``k8s``, WHAT names e2e catalog images."""
     with app.edge():
         settings = app.settings(arch=arch, registry=registry, jobs=jobs)
+        names: str | list[str] = (
+            app.e2e_what(settings, k8s, what.replace(",", " ").split()) if k8s is not None else what
+        )
         app.build(
             settings,
-            what,
+            names,
             force=options["force"],
             dry_run=options["dry_run"],
             smoke=not options["no_smoke"],
@@ -43,6 +53,7 @@ def _build(what: str, arch: str, registry: str, jobs: int, **options: Any) -> No
             version=options.get("version", ""),
             source=options.get("source", ""),
             digests_dir=options.get("digests_dir", "") if options.get("push_by_digest") else "",
+            k8s_source=options.get("k8s_source", ""),
         )
 
 
@@ -158,13 +169,13 @@ _K8S_HELP = "Kubernetes version whose conformance catalog to use (e2e-images/cat
         "what": "catalog images (ids, repositories like nginx, or components); default: the whole catalog",
         "k8s": _K8S_HELP,
         "source": "local Kubernetes tree for the images whose Go sources live there",
-        **{k: v for k, v in _COMMON_HELP.items() if k not in ("version", "source")},
+        **_BUILD_HELP,
     },
 )
 def e2e_images(
     c: Context,
     what: str = "",
-    k8s: str = "v1.16.2",
+    k8s: str = config.KUBERNETES_VERSION,
     arch: str = "",
     registry: str = "",
     force: bool = False,
@@ -175,23 +186,21 @@ def e2e_images(
     source: str = "",
 ) -> None:
     """Build the conformance e2e images (and what they need) for every configured arch."""
-    with app.edge():
-        settings = app.settings(arch=arch, registry=registry, jobs=jobs)
-        names = app.e2e_what(settings, k8s, what.replace(",", " ").split())
-        app.build(
-            settings, names, force=force, dry_run=dry_run, smoke=not no_smoke, report_path=report, k8s_source=source
-        )
+    _build(
+        what, arch, registry, jobs, k8s=k8s, force=force, dry_run=dry_run, no_smoke=no_smoke, report=report,
+        k8s_source=source,
+    )  # fmt: skip
 
 
 @task(name="e2e-list", help={"k8s": _K8S_HELP, "registry": _COMMON_HELP["registry"]})
-def e2e_list(c: Context, k8s: str = "v1.16.2", registry: str = "") -> None:
+def e2e_list(c: Context, k8s: str = config.KUBERNETES_VERSION, registry: str = "") -> None:
     """Print the images a conformance run of that version pulls, and which this project builds."""
     with app.edge():
         app.e2e_list(app.settings(registry=registry), k8s)
 
 
 @task(name="e2e-repo-list", help={"k8s": _K8S_HELP, "registry": _COMMON_HELP["registry"], "out": "YAML file to write"})
-def e2e_repo_list(c: Context, k8s: str = "v1.16.2", registry: str = "", out: str = "") -> None:
+def e2e_repo_list(c: Context, k8s: str = config.KUBERNETES_VERSION, registry: str = "", out: str = "") -> None:
     """Write the KUBE_TEST_REPO_LIST YAML pointing every registry key at REGISTRY; print its path."""
     from pathlib import Path
 
@@ -208,7 +217,9 @@ def e2e_repo_list(c: Context, k8s: str = "v1.16.2", registry: str = "", out: str
         "markdown": "Markdown file to write",
     },
 )
-def e2e_coverage(c: Context, k8s: str = "v1.16.2", registry: str = "", arch: str = "", markdown: str = "") -> None:
+def e2e_coverage(
+    c: Context, k8s: str = config.KUBERNETES_VERSION, registry: str = "", arch: str = "", markdown: str = ""
+) -> None:
     """Report, per catalog image and arch, whether the registry holds it (digest, size, smoke, content)."""
     from pathlib import Path
 
@@ -224,7 +235,9 @@ def e2e_coverage(c: Context, k8s: str = "v1.16.2", registry: str = "", arch: str
         "out": "directory for the rendered manifests",
     }
 )
-def manifests(c: Context, registry: str = "", k8s: str = "v1.16.2", out: str = "rendered-manifests") -> None:
+def manifests(
+    c: Context, registry: str = "", k8s: str = config.KUBERNETES_VERSION, out: str = "rendered-manifests"
+) -> None:
     """Render manifests/ (kubeadm, calico, coredns, metrics-server, conformance) for REGISTRY."""
     from pathlib import Path
 
@@ -245,7 +258,7 @@ def verify_manifests(c: Context, registry: str = "", dir: str = "rendered-manife
 
 
 @task(name="images-for-cluster", help={"registry": _COMMON_HELP["registry"], "k8s": "Kubernetes version"})
-def images_for_cluster(c: Context, registry: str = "", k8s: str = "v1.16.2") -> None:
+def images_for_cluster(c: Context, registry: str = "", k8s: str = config.KUBERNETES_VERSION) -> None:
     """List every image a cluster of that version needs (like `kubeadm config images list`)."""
     with app.edge():
         for ref in app.cluster_images(app.settings(registry=registry), k8s):
@@ -261,7 +274,7 @@ def images_for_cluster(c: Context, registry: str = "", k8s: str = "v1.16.2") -> 
         "what": "only these repositories (comma-separated)",
     },
 )
-def mirror(c: Context, from_: str, registry: str = "", k8s: str = "v1.16.2", what: str = "") -> None:
+def mirror(c: Context, from_: str, registry: str = "", k8s: str = config.KUBERNETES_VERSION, what: str = "") -> None:
     """Copy the cluster images the registry lacks from another registry, checking digests."""
     with app.edge():
         app.mirror(app.settings(registry=registry), from_, k8s, what.replace(",", " ").split())

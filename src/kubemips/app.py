@@ -17,12 +17,16 @@ from typing import Any
 from . import components, config, conformance, interrupt, localregistry, log, manifests, oci, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
+from .builders.golang import source_names
+from .bundle import export_bundles
+from .catalog import Catalog, load_catalog
 from .config import Settings
 from .engine import Engines
 from .errors import ConfigError, Interrupted, KubemipsError
-from .plan import ImageNode, Node, Plan, make_plan
-from .registry import Registry
-from .verify import verify_image, verify_list
+from .mirror import copy_missing
+from .plan import Plan, make_plan
+from .registry import Registry, split_ref
+from .verify import verify_list
 
 
 @contextmanager
@@ -88,8 +92,8 @@ def open_registry(s: Settings, *, start: bool = True) -> Registry:
     return reg
 
 
-def catalog(s: Settings) -> components.Catalog:
-    cat = components.load_catalog(s.root)
+def catalog(s: Settings) -> Catalog:
+    cat = load_catalog(s.root)
     for name, problem in sorted(cat.broken.items()):
         if name not in cat.components and not (s.root / "components" / name).is_dir():
             # e2e folders; the front ends name broken component files when they load them
@@ -126,16 +130,9 @@ SourceMap = dict[str, dict[str, Path]]
 
 def check_sources(plan: Plan, sources: SourceMap) -> None:
     """Every Go source a planned image compiles from is pinned or given with --source."""
-    from . import versions
-
     for comp in {node.comp.name: node.comp for node in plan.nodes}.values():
-        binaries = comp.build.get("binaries") or []
-        needed = {
-            b.get("source", "main")
-            for b in binaries
-            if isinstance(b, dict) and (not b.get("versions") or versions.in_range(comp.version, b["versions"]))
-        }
-        missing = sorted(n for n in needed if n not in comp.sources and n not in sources.get(comp.name, {}))
+        needed = source_names(comp)
+        missing = [n for n in needed if n not in comp.sources and n not in sources.get(comp.name, {})]
         if missing:
             flag = "--source DIR" if missing == ["main"] else "--source " + ",".join(f"{m}=DIR" for m in missing)
             names = ", ".join(f"'{m}'" for m in missing)
@@ -145,39 +142,10 @@ def check_sources(plan: Plan, sources: SourceMap) -> None:
             )
 
 
-def shard_plan(plan: Plan) -> Plan:
-    """Only the requested images' per-arch nodes: no lists, bases provided from outside."""
-    keep: list[Node] = [n for n in plan.nodes if isinstance(n, ImageNode) and n.image.name in plan.requested]
-    return Plan(nodes=keep, deps={n.id: plan.deps[n.id] for n in keep}, requested=plan.requested)
-
-
 def provided_bases(s: Settings, reg: Registry, plan: Plan, digests_dir: Path) -> dict[str, ImageResult]:
     """Base images of a sharded build: from digest records, else from the registry's tags."""
-    records = {(r.image, r.arch): r for r in shard.read_records(digests_dir)} if digests_dir.is_dir() else {}
-    cat = catalog(s)
-    preset: dict[str, ImageResult] = {}
-    wanted = {d for n in plan.nodes for d in plan.deps[n.id]} - {n.id for n in plan.nodes}
-    for node_id in sorted(wanted):
-        name, arch_name = node_id.rsplit("/", 1)
-        comp, image = cat.image(name)
-        arch = parse_arch(arch_name)
-        node = ImageNode(comp, image, arch)
-        rec = records.get((name, arch.name))
-        if rec is not None:
-            digest, size = rec.digest, rec.size
-        else:
-            manifest = reg.get_manifest(image.repo, node.tag)
-            if manifest is None or manifest.is_list:
-                stage = shard.stages(cat, [name])[name]
-                raise KubemipsError(
-                    f"base {name} for {arch} is neither in {digests_dir} nor in {s.registry}: "
-                    f"build its matrix entry (stage {stage}) first"
-                )
-            digest, size = manifest.digest, len(manifest.raw)
-        res = ImageResult(node, status="provided", digest=digest, manifest_size=size)
-        res.size = verify_image(reg, image.repo, digest, arch)
-        preset[node_id] = res
-    return preset
+    records = shard.read_records(digests_dir) if digests_dir.is_dir() else []
+    return shard.provided_bases(reg, catalog(s), plan, records, digests_dir, s.registry)
 
 
 def parse_source_flag(text: str, comp: components.Component) -> dict[str, Path]:
@@ -232,7 +200,7 @@ def build(
     check_sources(plan, sources)
     sharded = bool(digests_dir)
     if sharded:
-        plan = shard_plan(plan)
+        plan = shard.requested_nodes(plan)
     if dry_run:
         log.print_block(plan.describe(s.registry))
         log.print_block("dry run: nothing built, pushed or started")
@@ -246,13 +214,7 @@ def build(
         runner.prepare(plan)
         report = runner.run(plan, preset=preset)
         if sharded:
-            for res in report.images():
-                if res.ok and res.status != "provided":
-                    rec = shard.Record(
-                        res.node.image.name, res.node.arch.name, res.node.arch.platform,
-                        res.digest, res.manifest_size, res.node.comp.tag, s.registry,
-                    )  # fmt: skip
-                    log.info(f"record {shard.write_record(Path(digests_dir), rec)}")
+            shard.write_records(Path(digests_dir), report, s.registry)
     path = Path(report_path) if report_path else s.cache_dir / "reports" / "last-build.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report_json(report, reg), indent=2) + "\n")
@@ -301,53 +263,10 @@ def list_images(s: Settings) -> None:
     log.print_block(log.table(["image", "tag", "component", "kind", "base"], rows))
 
 
-def bundle(s: Settings, what: str, out: Path) -> list[Path]:
-    """Export the .deb bundle a debian-packages component keeps, per arch, checksums verified.
-
-    Read straight from the registry's layers: no daemon, no emulation.
-    """
-    import hashlib
-    import io
-    import tarfile
-
-    cat = catalog(s)
-    reg = open_registry(s, start=False)
-    written: list[Path] = []
-    for entry in cat.resolve(what, ()):
-        comp, image = cat.image(entry)
-        name = image.repo
-        inside = str(comp.build.get("bundle", "")).strip("/")
-        if not inside:
-            raise ConfigError(f'{comp.file}: {name} keeps no bundle (needs [build] bundle = "/path")')
-        for arch in s.arches:
-            tag = f"{comp.tag}-{arch.tag_suffix}"
-            manifest = reg.get_manifest(name, tag)
-            if manifest is None or manifest.is_list:
-                raise KubemipsError(f"{reg.ref(name, tag)} is not in the registry: build it first")
-            dest = out / f"{name}-{tag}"
-            dest.mkdir(parents=True, exist_ok=True)
-            found = 0
-            for layer in manifest.doc["layers"]:
-                with tarfile.open(fileobj=io.BytesIO(reg.get_blob(name, layer["digest"])), mode="r:gz") as tar:
-                    for member in tar:
-                        path = member.name.removeprefix("./")
-                        if member.isreg() and path.startswith(inside + "/") and "/" not in path[len(inside) + 1 :]:
-                            data = tar.extractfile(member)
-                            if data is not None:
-                                target = dest / Path(path).name
-                                target.write_bytes(data.read())
-                                target.chmod(member.mode & 0o755)
-                                found += 1
-            sums = dest / "SHA256SUMS"
-            if not found or not sums.exists():
-                raise KubemipsError(f"{reg.ref(name, tag)}: no bundle found at /{inside}")
-            for line in sums.read_text().splitlines():
-                digest, _, filename = line.partition("  ")
-                if hashlib.sha256((dest / filename).read_bytes()).hexdigest() != digest:
-                    raise KubemipsError(f"{dest / filename}: checksum does not match SHA256SUMS")
-            log.info(f"{reg.ref(name, tag)}: {found - 1} files in {dest}, checksums verified")
-            written.append(dest)
-    return written
+def bundle(settings: Settings, what: str, out: Path) -> list[Path]:
+    """Export the .deb bundle a debian-packages component keeps, per arch, checksums verified."""
+    reg = open_registry(settings, start=False)
+    return export_bundles(reg, catalog(settings), what, settings.arches, out)
 
 
 def matrix(s: Settings, what: str, *, stage: int | None = None) -> dict[str, Any]:
@@ -462,38 +381,14 @@ def cluster_images(s: Settings, k8s: str) -> list[str]:
     return sorted(set(refs))
 
 
-def mirror(s: Settings, source: str, k8s: str, what: Sequence[str]) -> None:
+def mirror(settings: Settings, source: str, k8s: str, what: Sequence[str]) -> None:
     """Copy the cluster's images that the registry lacks from ``source``, digests checked."""
-    dest = open_registry(s)
-    src = Registry.configured(s, source)
+    dest = open_registry(settings)
+    src = Registry.configured(settings, source)
     src.ping()
-    store = oci.BlobStore(s.cache_dir / "blobs")
-    refs = cluster_images(s, k8s)
+    store = oci.BlobStore(settings.cache_dir / "blobs")
+    refs = cluster_images(settings, k8s)
     if what:
-        refs = [r for r in refs if r.removeprefix(s.registry + "/").rpartition(":")[0] in what]
-    rows = []
-    for ref in refs:
-        repo, _, tag = ref.removeprefix(s.registry + "/").rpartition(":")
-        if dest.get_manifest(repo, tag) is not None:
-            rows.append([ref, "present"])
-            continue
-        lst = src.get_manifest(repo, tag)
-        if lst is None:
-            rows.append([ref, f"not in {source} either"])
-            continue
-        children = [m["digest"] for m in lst.doc.get("manifests", [])] if lst.is_list else []
-        for digest in children or [lst.digest]:
-            child = src.get_manifest(repo, digest)
-            if child is None:
-                raise KubemipsError(f"{source}/{repo}@{digest} is listed but missing: not copied")
-            for desc in [child.doc["config"], *child.doc.get("layers", [])]:
-                if not dest.has_blob(repo, desc["digest"]):
-                    data = src.get_blob(repo, desc["digest"])  # checks the digest
-                    dest.push_blob(repo, store.put_bytes(data, desc.get("mediaType", oci.LAYER)))
-            dest.put_manifest(repo, digest, child.raw, child.media_type)
-        dest.put_manifest(repo, lst.digest, lst.raw, lst.media_type)
-        dest.put_manifest(repo, tag, lst.raw, lst.media_type)
-        if lst.is_list:
-            verify_list(dest, repo, tag, [], expected=lst.digest)
-        rows.append([ref, f"copied from {source} ({lst.digest[:19]}), verified"])
+        refs = [r for r in refs if split_ref(r, settings.registry)[0] in what]
+    rows = copy_missing(dest, src, source, settings.registry, refs, store)
     log.print_block(log.table(["image", "result"], rows))

@@ -46,6 +46,11 @@ class Arch:
         """Per-arch tag suffix, as upstream's image-util.sh spells it."""
         return f"linux-{self.oci}"
 
+    def tag_for(self, tag: str) -> str:
+        """The per-arch tag of an image tagged ``tag`` (``3.1-linux-mips64le``): the one
+        spelling of what a manifest list's child is tagged with and the cluster pulls."""
+        return f"{tag}-{self.tag_suffix}"
+
     def spellings(self) -> set[str]:
         return {self.name, self.oci, self.debian, self.uname, *self.aliases}
 

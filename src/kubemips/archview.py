@@ -48,7 +48,7 @@ def publish(reg: Registry, images: Iterable[tuple[str, str]], arch: Arch) -> Vie
     result = ViewResult()
     for repo, tag in dict.fromkeys(images):
         ref = f"{repo}:{tag}"
-        source = reg.get_manifest(repo, f"{tag}-{arch.tag_suffix}")
+        source = reg.get_manifest(repo, arch.tag_for(tag))
         if source is None or source.is_list:
             result.missing.append(ref)
             continue

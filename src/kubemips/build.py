@@ -28,8 +28,9 @@ from .engine import Engines
 from .errors import BuildError, KubemipsError, SmokeError
 from .host import check_emulation
 from .plan import ImageNode, ListNode, Node, Plan
+from .publish import publish_list
 from .registry import Manifest, Registry
-from .verify import verify_image, verify_list
+from .verify import verify_image
 
 ENGINE_KINDS = frozenset({"dockerfile", "debian-packages", "e2e-dockerfile"})
 """Builders that run RUN steps through the Docker engine."""
@@ -309,15 +310,7 @@ class Runner:
         existing = self.registry.get_manifest(name, node.tag)
         kept = self._other_arches(name, node, existing)
         entries += kept
-        raw = oci.canonical_json(oci.manifest_list(entries))
-        digest = oci.sha256_digest(raw)
-        if existing is not None and existing.digest == digest:
-            res.status = "unchanged"
-        else:
-            self.registry.put_manifest(name, digest, raw, oci.MANIFEST_LIST)
-            self.registry.put_manifest(name, node.tag, raw, oci.MANIFEST_LIST)
-            res.status = "published"
-        verify_list(self.registry, name, node.tag, node.arches, expected=digest)
+        digest, res.status = publish_list(self.registry, name, node.tag, entries, node.arches, existing)
         res.digest = digest
         also = f"; kept {', '.join(e.arch.name for e in kept)} from the previous list" if kept else ""
         log.info(f"[{node.id}] {res.status} {self.registry.ref(name, node.tag)} ({digest[:19]}), verified{also}")

@@ -302,24 +302,23 @@ def kubeadm_config(
     )
     if docker_endpoint:
         extra["docker-endpoint"] = docker_endpoint
-    suffix = f"-{arch.tag_suffix}"
-    pod_suffix = f"-{(workloads or arch).tag_suffix}"
+    pods = workloads or arch
     if "pod-infra-container-image" in extra:
-        extra["pod-infra-container-image"] += pod_suffix
+        extra["pod-infra-container-image"] = pods.tag_for(extra["pod-infra-container-image"])
     net = clus.setdefault("networking", {})
     if net.get("podSubnet") != str(plan.pod_subnet) or net.get("serviceSubnet") != str(plan.service_subnet):
         raise ClusterError(
             f"manifests/kubeadm.yaml.in renders networking {net} but the cluster's ranges are "
             f"pods {plan.pod_subnet}, services {plan.service_subnet}"
         )
-    clus["kubernetesVersion"] = str(clus["kubernetesVersion"]) + suffix
+    clus["kubernetesVersion"] = arch.tag_for(str(clus["kubernetesVersion"]))
     etcd = clus.setdefault("etcd", {}).setdefault("local", {})
     etcd["dataDir"] = str(lay.etcd_data)
     if "imageTag" in etcd:
-        etcd["imageTag"] = str(etcd["imageTag"]) + suffix
+        etcd["imageTag"] = arch.tag_for(str(etcd["imageTag"]))
     dns = clus.setdefault("dns", {})
     if "imageTag" in dns:
-        dns["imageTag"] = str(dns["imageTag"]) + pod_suffix
+        dns["imageTag"] = pods.tag_for(str(dns["imageTag"]))
     api = clus.setdefault("apiServer", {})
     api.setdefault("extraArgs", {})["bind-address"] = node  # not on the machine's other interfaces
     api["certSANs"] = sorted({node, str(plan.api_service_address), "127.0.0.1", "localhost"})

@@ -34,7 +34,7 @@ ADDONS = ("coredns", "metrics-server")
 def _present(reg: Registry, cat_image: tuple[str, str], arch: Arch) -> bool:
     """Whether the registry holds the per-arch tag (moved only to verified images)."""
     repo, tag = cat_image
-    return reg.get_manifest(repo, f"{tag}-{arch.tag_suffix}") is not None
+    return reg.get_manifest(repo, arch.tag_for(tag)) is not None
 
 
 def _ensure(s: Settings, reg: Registry, wanted: Iterable[tuple[str, Arch]], *, build: bool, why: str) -> list[str]:
@@ -95,7 +95,7 @@ def cluster_up(
 
     def ref(name: str, arch: Arch) -> str:
         comp, image = cat.image(name)
-        return f"{s.registry}/{image.repo}:{comp.tag}-{arch.tag_suffix}"
+        return f"{s.registry}/{image.repo}:{arch.tag_for(comp.tag)}"
 
     kube = cat.image("hyperkube")[0].tag
     rendered = manifests.render(s.root, s.registry, kube, cat, s.cluster_plan)
@@ -176,7 +176,7 @@ def run_conformance(
     results.mkdir(parents=True, exist_ok=True)
     repo_list = results / "repo-list.yaml"
     repo_list.write_text(conformance.repo_list_yaml(cc, archview.registry_of(s.registry, workloads)))
-    runner = f"{image.repo}:{comp.tag}-{node.tag_suffix}"
+    runner = f"{image.repo}:{node.tag_for(comp.tag)}"
     used = [runner, *_cluster_refs(s, node, workloads)]
     used += [f"{archview.prefix(workloads)}/{ref}" for ref in view.published + view.current]
     images = _digests(reg, used)
@@ -222,7 +222,7 @@ def _cluster_refs(s: Settings, node: Arch, workloads: Arch) -> list[str]:
         for name in names:
             if name != "kubernetes-node":
                 comp, image = cat.image(name)
-                refs.append(f"{image.repo}:{comp.tag}-{arch.tag_suffix}")
+                refs.append(f"{image.repo}:{arch.tag_for(comp.tag)}")
     return refs
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import versions
-from .arch import ARCHES, Arch
+from .arch import ARCHES, Arch, parse_arch
 from .errors import ConfigError
 from .schema import check_table, read_toml, str_list, str_map, suggest
 
@@ -265,6 +265,25 @@ class Source:
         return f"{self.url} {self.ref or self.commit or self.sha256[:12]}"
 
 
+@dataclass(frozen=True)
+class BaseRef:
+    """One BASEIMAGE line of an e2e-images folder: the parent for one arch, as written.
+
+    Defined beside :class:`Component` because an e2e component carries its lines
+    (``e2e_bases``); :mod:`kubemips.e2e` reads them, the e2e builder checks them."""
+
+    arch: Arch
+    value: str  # e.g. REGISTRY/debian-base:1.0.0 or alpine:3.8
+
+    def project_ref(self) -> tuple[str, str] | None:
+        """(repo, tag) when the parent is an image of this registry (REGISTRY/...)."""
+        if not self.value.startswith("REGISTRY/"):
+            return None
+        repo, _, tag = self.value.removeprefix("REGISTRY/").rpartition(":")
+        tag = tag.removesuffix(f"-{self.arch.tag_suffix}")
+        return repo, tag
+
+
 @dataclass(frozen=True, kw_only=True)
 class Component:
     name: str
@@ -279,7 +298,7 @@ class Component:
     images: tuple[ImageDef, ...]
     raw: str = field(repr=False)
     """The file's text: an input of every build of this component."""
-    e2e_bases: Mapping[Any, Any] = field(default_factory=dict)
+    e2e_bases: Mapping[Arch, BaseRef] = field(default_factory=dict)
     """For e2e-images folders: the BASEIMAGE line per arch (see kubemips.e2e)."""
     e2e: bool = False
     """True for an e2e-images folder, False for a cluster component."""
@@ -288,7 +307,7 @@ class Component:
         return f"{self.file}" + (f": [{key}]" if key else "")
 
 
-def _smoke(where: str, data: Mapping[str, Any], version: str) -> SmokeDef:
+def load_smoke(where: str, data: Mapping[str, Any], version: str) -> SmokeDef:
     smoke = check_table(where, data, _SMOKE, required=("command", "expect"))
     result = SmokeDef(
         command=str_list(where, "command", smoke["command"]),
@@ -485,8 +504,6 @@ def _patches(where: str, src: Mapping[str, Any], directory: Path) -> tuple[Patch
 
 
 def _canonical_arch(where: str, text: str) -> str:
-    from .arch import parse_arch
-
     try:
         return parse_arch(text).name
     except ConfigError as exc:
@@ -521,14 +538,14 @@ def load_component(path: Path) -> Component:
             iwhere = f"{where}: [[images]] #{i + 1}"
             if not isinstance(entry, dict) or "name" not in entry or "smoke" not in entry:
                 raise ConfigError(f"{iwhere}: needs name = ... and an [images.smoke] table")
-            images.append(_image(iwhere, entry, name, _smoke(f"{iwhere} smoke", entry["smoke"], version)))
+            images.append(_image(iwhere, entry, name, load_smoke(f"{iwhere} smoke", entry["smoke"], version)))
     else:
         if "smoke" not in data:
             raise ConfigError(f"{where}: missing required key 'smoke'")
         img = dict(data.get("image", {}))
         if "smoke" in img:
             raise ConfigError(f"{where}: put the smoke check in a top-level [smoke] table")
-        images.append(_image(f"{where}: [image]", img, name, _smoke(f"{where}: [smoke]", data["smoke"], version)))
+        images.append(_image(f"{where}: [image]", img, name, load_smoke(f"{where}: [smoke]", data["smoke"], version)))
 
     sources: dict[str, Source] = {}
     if "source" in data and "sources" in data:
@@ -555,69 +572,6 @@ def load_component(path: Path) -> Component:
     )
 
 
-@dataclass(frozen=True)
-class Catalog:
-    """Every component, and every image by name (an image belongs to one component)."""
-
-    components: Mapping[str, Component]
-    images: Mapping[str, tuple[Component, ImageDef]]
-    broken: Mapping[str, str] = field(default_factory=dict)
-    """Component or e2e folder name -> why its file did not load.  The rest still work;
-    asking for a broken one gives its error."""
-
-    def image(self, name: str) -> tuple[Component, ImageDef]:
-        return self.images[name]
-
-    def with_version(self, name: str, version: str) -> Catalog:
-        """The catalog with component ``name`` at another version (``--version``)."""
-        comp = self.components[name]
-        scheme = "major-minor" if re.fullmatch(r"\d+\.\d+", comp.version) else "semver"
-        versions.validate(version, scheme, where=f"--version for {name}")
-        tag = version if comp.tag == comp.version else comp.tag.replace(comp.version, version)
-        new = replace(comp, version=version, tag=tag)
-        comps = {**self.components, name: new}
-        images = {k: ((new, img) if c.name == name else (c, img)) for k, (c, img) in self.images.items()}
-        return Catalog(comps, images, self.broken)
-
-    def resolve(self, what: str | Sequence[str], default: Sequence[str]) -> list[str]:
-        """WHAT (image or component names, comma lists, 'all'; empty = default) -> image names."""
-        items = (
-            what.replace(",", " ").split()
-            if isinstance(what, str)
-            else [w for part in what for w in part.replace(",", " ").split()]
-        )
-        given = what if isinstance(what, str) else " ".join(what)
-        if not items and given.strip():
-            raise ConfigError(f"WHAT {given!r} names no image; give image names, or 'all'")
-        if not items:
-            items = list(default)
-        if "all" in items:
-            if items != ["all"]:
-                raise ConfigError("WHAT 'all' cannot be combined with other names")
-            return sorted(self.images)
-        names: list[str] = []
-        for item in items:
-            by_repo = [name for name, (_, img) in sorted(self.images.items()) if img.repo == item]
-            if item in self.images:
-                found = [item]
-            elif by_repo:
-                found = by_repo
-            elif item in self.components:
-                found = [img.name for img in self.components[item].images]
-            elif item in self.broken:
-                raise ConfigError(self.broken[item])
-            else:
-                known = sorted(
-                    set(self.images)
-                    | {img.repo for _, img in self.images.values()}
-                    | {name for name, comp in self.components.items() if not comp.e2e}
-                )
-                listed = f"known: {', '.join(known)}, all." if len(known) <= 20 else "`invoke images` lists them."
-                raise ConfigError(f"unknown image '{item}' in WHAT; {listed}" + suggest(item, known))
-            names += [n for n in found if n not in names]
-        return names
-
-
 def load_each(root: Path) -> tuple[list[Component], dict[str, str]]:
     """Each cluster component on its own, and why each file that does not load failed
     (by directory name).
@@ -631,46 +585,11 @@ def load_each(root: Path) -> tuple[list[Component], dict[str, str]]:
         try:
             good.append(load_component(path))
         except (ConfigError, OSError, UnicodeDecodeError) as exc:
-            broken[path.parent.name] = _problem(path, exc)
+            broken[path.parent.name] = load_problem(path, exc)
     return good, broken
 
 
-def _problem(path: Path, exc: Exception) -> str:
+def load_problem(path: Path, exc: Exception) -> str:
+    """What to say about a file that did not load: a ConfigError names its file already,
+    anything else (unreadable, not UTF-8) gets the path put in front."""
     return str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc}"
-
-
-def load_catalog(root: Path) -> Catalog:
-    """Components (components/*/component.toml) and e2e images (e2e-images/**/VERSION)."""
-    from . import e2e
-
-    comps: dict[str, Component] = {}
-    images: dict[str, tuple[Component, ImageDef]] = {}
-
-    def add(comp: Component) -> None:
-        if comp.name in comps:
-            raise ConfigError(f"{comp.file}: component '{comp.name}' is also defined by {comps[comp.name].file}")
-        comps[comp.name] = comp
-        for img in comp.images:
-            if img.name in images:
-                raise ConfigError(f"{comp.file}: image '{img.name}' is also defined by {images[img.name][0].file}")
-            images[img.name] = (comp, img)
-
-    loaded, broken = load_each(root)
-    for comp in loaded:
-        add(comp)
-    for folder in e2e.folders(root):
-        try:
-            add(e2e.load_folder(root, folder))
-        except (ConfigError, OSError, UnicodeDecodeError) as exc:
-            broken[folder.relative_to(root / e2e.E2E_DIR).as_posix()] = _problem(folder, exc)
-    try:
-        resolved = e2e.resolve_bases(comps, images)
-    except ConfigError as exc:
-        if broken:
-            raise ConfigError(f"{exc} (files that did not load: {'; '.join(broken.values())})") from None
-        raise
-    for comp in resolved.values():
-        comps[comp.name] = comp
-        for img in comp.images:
-            images[img.name] = (comp, img)
-    return Catalog(comps, images, broken)

@@ -22,6 +22,11 @@ from .schema import check_table, read_toml, str_list, suggest
 
 CONFIG_NAME = "kubemips.toml"
 
+KUBERNETES_VERSION = "v1.16.2"
+"""The Kubernetes release every task that takes ``--k8s`` defaults to (its conformance
+catalog, the cluster's manifests and images): the hyperkube component's version, which a
+unit test keeps equal to this."""
+
 # Environment variables and the keys they override.  REGISTRY, ALL_ARCH and WHAT are the
 # names upstream's image-util.sh and Makefiles use (`WHAT=pause invoke build`).
 ENV_OVERRIDES: Mapping[str, str] = {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import log
 from .arch import Arch
-from .components import Catalog
+from .catalog import Catalog
 from .errors import ConfigError, KubemipsError
 from .registry import Registry
 from .schema import check_table, read_toml
@@ -134,7 +134,7 @@ def coverage(
                 continue
             comp, image = catalog.image(entry.build)
             try:
-                manifest = reg.get_manifest(image.repo, f"{comp.tag}-{arch.tag_suffix}")
+                manifest = reg.get_manifest(image.repo, arch.tag_for(comp.tag))
                 if manifest is None or manifest.is_list:
                     continue
                 row.size = verify_image(reg, image.repo, manifest.digest, arch)

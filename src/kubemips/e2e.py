@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .arch import Arch, parse_arch
-from .components import Component, ImageDef, SmokeDef, _smoke
+from .components import BaseRef, Component, ImageDef, SmokeDef, load_smoke
 from .errors import ConfigError
 from .schema import check_table, read_toml, str_list, str_map
 
@@ -31,22 +31,6 @@ _META = {"repo": str, "content": str, "smoke": dict, "go": dict, "labels": dict,
 _GO = {"source": str, "binaries": list, "ldflags": list}
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_SMOKE = SmokeDef(command=("/bin/sh", "-c", "uname -m"), expect="^{uname}$", timeout=120, env=())
-
-
-@dataclass(frozen=True)
-class BaseRef:
-    """One BASEIMAGE line: the parent for one arch, as written."""
-
-    arch: Arch
-    value: str  # e.g. REGISTRY/debian-base:1.0.0 or alpine:3.8
-
-    def project_ref(self) -> tuple[str, str] | None:
-        """(repo, tag) when the parent is an image of this registry (REGISTRY/...)."""
-        if not self.value.startswith("REGISTRY/"):
-            return None
-        repo, _, tag = self.value.removeprefix("REGISTRY/").rpartition(":")
-        tag = tag.removesuffix(f"-{self.arch.tag_suffix}")
-        return repo, tag
 
 
 def _read_one_line(path: Path, what: str) -> str:
@@ -93,7 +77,7 @@ def load_folder(root: Path, folder: Path) -> Component:
             "ldflags": go.get("ldflags", []),
             "go-source": go.get("source", "hyperkube"),
         }
-    smoke = _smoke(f"{folder / META}: [smoke]", meta["smoke"], version) if "smoke" in meta else DEFAULT_SMOKE
+    smoke = load_smoke(f"{folder / META}: [smoke]", meta["smoke"], version) if "smoke" in meta else DEFAULT_SMOKE
     raw = "\n".join(
         f"--- {p.name}\n{p.read_text()}" for p in sorted(folder.iterdir()) if p.is_file() and p.suffix != ".go"
     )

@@ -22,9 +22,9 @@ from typing import Any
 
 from . import conformance, netplan
 from .arch import Arch
-from .components import Catalog
+from .catalog import Catalog
 from .errors import ConfigError, KubemipsError
-from .registry import Registry
+from .registry import Registry, split_ref
 
 TEMPLATE_DIR = "manifests"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)(?::([\w./-]+))?\}\}")
@@ -174,7 +174,7 @@ def check_images(docs: list[Doc], reg: Registry, registry: str, arches: tuple[Ar
         if not ref.startswith(registry + "/"):
             problems.append(f"{ref}: not in {registry} (used by {where[0]})")
             continue
-        repo, _, tag = ref.removeprefix(registry + "/").rpartition(":")
+        repo, tag = split_ref(ref, registry)
         try:
             manifest = reg.get_manifest(repo, tag)
         except KubemipsError as exc:

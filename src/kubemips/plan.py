@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .arch import Arch
-from .components import Catalog, Component, ImageDef
+from .catalog import Catalog
+from .components import Component, ImageDef
 from .errors import ConfigError
 
 
@@ -29,7 +30,7 @@ class ImageNode:
 
     @property
     def tag(self) -> str:
-        return f"{self.comp.tag}-{self.arch.tag_suffix}"
+        return self.arch.tag_for(self.comp.tag)
 
 
 @dataclass(frozen=True)

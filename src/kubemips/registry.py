@@ -68,6 +68,12 @@ Body: TypeAlias = bytes | Callable[[], IO[bytes]] | None
 CredentialSource: TypeAlias = Credentials | Callable[[], Credentials | None] | None
 
 
+def split_ref(ref: str, registry: str) -> tuple[str, str]:
+    """``REGISTRY/REPO:TAG`` -> (REPO, TAG): the inverse of :meth:`Registry.ref` for a tag."""
+    repo, _, tag = ref.removeprefix(registry + "/").rpartition(":")
+    return repo, tag
+
+
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name):
         raise RegistryError(f"'{name}' is not a valid repository name")

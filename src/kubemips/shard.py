@@ -21,11 +21,14 @@ from typing import Any
 
 from . import log, oci
 from .arch import Arch, parse_arch
-from .components import Catalog
+from .build import ImageResult, Report
+from .catalog import Catalog
 from .config import Settings
 from .errors import ConfigError, KubemipsError, VerifyError
+from .plan import ImageNode, Node, Plan, closure
+from .publish import publish_list
 from .registry import Registry
-from .verify import verify_image, verify_list
+from .verify import verify_image
 
 RECORD_VERSION = 1
 
@@ -91,8 +94,6 @@ def stages(catalog: Catalog, names: list[str]) -> dict[str, int]:
 
 def matrix(catalog: Catalog, names: list[str], arches: tuple[Arch, ...], *, stage: int | None = None) -> dict[str, Any]:
     """``{"include": [...]}``: one entry per image and arch, bases in earlier stages."""
-    from .plan import closure
-
     order = closure(names, catalog)
     depth = stages(catalog, order)
     include = [
@@ -103,6 +104,54 @@ def matrix(catalog: Catalog, names: list[str], arches: tuple[Arch, ...], *, stag
     ]
     include.sort(key=lambda e: (e["stage"], e["what"], e["arch"]))
     return {"include": include}
+
+
+def requested_nodes(plan: Plan) -> Plan:
+    """Only the requested images' per-arch nodes: no lists, bases provided from outside."""
+    keep: list[Node] = [n for n in plan.nodes if isinstance(n, ImageNode) and n.image.name in plan.requested]
+    return Plan(nodes=keep, deps={n.id: plan.deps[n.id] for n in keep}, requested=plan.requested)
+
+
+def provided_bases(
+    reg: Registry, catalog: Catalog, plan: Plan, records: list[Record], digests_dir: Path, registry: str
+) -> dict[str, ImageResult]:
+    """Base images of a sharded build: from digest records, else from the registry's tags."""
+    by_node = {(r.image, r.arch): r for r in records}
+    preset: dict[str, ImageResult] = {}
+    wanted = {d for n in plan.nodes for d in plan.deps[n.id]} - {n.id for n in plan.nodes}
+    for node_id in sorted(wanted):
+        name, arch_name = node_id.rsplit("/", 1)
+        comp, image = catalog.image(name)
+        arch = parse_arch(arch_name)
+        node = ImageNode(comp, image, arch)
+        rec = by_node.get((name, arch.name))
+        if rec is not None:
+            digest, size = rec.digest, rec.size
+        else:
+            manifest = reg.get_manifest(image.repo, node.tag)
+            if manifest is None or manifest.is_list:
+                stage = stages(catalog, [name])[name]
+                raise KubemipsError(
+                    f"base {name} for {arch} is neither in {digests_dir} nor in {registry}: "
+                    f"build its matrix entry (stage {stage}) first"
+                )
+            digest, size = manifest.digest, len(manifest.raw)
+        res = ImageResult(node, status="provided", digest=digest, manifest_size=size)
+        res.size = verify_image(reg, image.repo, digest, arch)
+        preset[node_id] = res
+    return preset
+
+
+def write_records(directory: Path, report: Report, registry: str) -> None:
+    """A record for each image the sharded build pushed (not those it was given)."""
+    for res in report.images():
+        if res.ok and res.status != "provided":
+            node = res.node
+            rec = Record(
+                node.image.name, node.arch.name, node.arch.platform, res.digest, res.manifest_size, node.comp.tag,
+                registry,
+            )  # fmt: skip
+            log.info(f"record {write_record(directory, rec)}")
 
 
 @dataclass
@@ -170,16 +219,9 @@ def merge(
         tag = next(iter(got.values())).tag
         repo = repos[image]
         for arch in got:
-            reg.put_manifest(repo, f"{tag}-{arch.tag_suffix}", raws[(image, arch)], oci.MANIFEST)
+            reg.put_manifest(repo, arch.tag_for(tag), raws[(image, arch)], oci.MANIFEST)
         entries = [oci.ListEntry(arch, rec.digest, len(raws[(image, arch)])) for arch, rec in got.items()]
-        raw = oci.canonical_json(oci.manifest_list(entries))
-        digest = oci.sha256_digest(raw)
-        existing = reg.get_manifest(repo, tag)
-        status = "unchanged" if existing is not None and existing.digest == digest else "published"
-        if status == "published":
-            reg.put_manifest(repo, digest, raw, oci.MANIFEST_LIST)
-            reg.put_manifest(repo, tag, raw, oci.MANIFEST_LIST)
-        verify_list(reg, repo, tag, list(got), expected=digest)
+        digest, status = publish_list(reg, repo, tag, entries, list(got), reg.get_manifest(repo, tag))
         arches = sorted(a.name for a in got)
         log.info(f"{status} {reg.ref(repo, tag)} [{', '.join(arches)}], verified")
         results.append(MergeResult(repo, tag, arches, digest, status))

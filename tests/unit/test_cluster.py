@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubemips import cluster, components, config, dockerrelay, e2erun, manifests, netplan
+from kubemips import cluster, config, dockerrelay, e2erun, manifests, netplan
 from kubemips.arch import parse_arch
+from kubemips.catalog import load_catalog
 from kubemips.errors import ClusterError, ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +80,7 @@ def test_cluster_settings_come_from_kubemips_toml(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, str]:
-    return manifests.render(REPO, "127.0.0.1:5000", "v1.16.2", components.load_catalog(REPO), netplan.default())
+    return manifests.render(REPO, "127.0.0.1:5000", "v1.16.2", load_catalog(REPO), netplan.default())
 
 
 def test_manifests_carry_the_plan_and_coredns_forwards_nowhere(rendered: dict[str, str]) -> None:

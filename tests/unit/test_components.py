@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from kubemips import components
+from kubemips import components, config, conformance
 from kubemips.arch import parse_arch
 from kubemips.builders import builder_for
+from kubemips.catalog import load_catalog
 from kubemips.errors import ConfigError
 
 from .helpers import simple, write_component
@@ -13,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_repo_components_load_and_builders_accept_them() -> None:
-    catalog = components.load_catalog(REPO)
+    catalog = load_catalog(REPO)
     assert {"debian-base", "pause"} <= set(catalog.images)
     for comp in catalog.components.values():
         builder_for(comp)  # closed schema of each builder's [build] keys
@@ -23,8 +24,14 @@ def test_repo_components_load_and_builders_accept_them() -> None:
     assert not image.smoke.pattern("3.1", parse_arch("mips64el")).search("pause.c v3.10\n")
 
 
+def test_default_kubernetes_version_is_the_one_built() -> None:
+    catalog = load_catalog(REPO)
+    assert catalog.components["hyperkube"].version == config.KUBERNETES_VERSION
+    assert config.KUBERNETES_VERSION in conformance.available(REPO)
+
+
 def test_debian_base_smoke_pattern_is_per_arch() -> None:
-    base, image = components.load_catalog(REPO).image("debian-base")
+    base, image = load_catalog(REPO).image("debian-base")
     out = "mips64\nmips64el\n12.11\n"
     assert image.smoke.pattern(base.version, parse_arch("mips64el")).search(out)
     assert not image.smoke.pattern(base.version, parse_arch("amd64")).search(out)
@@ -81,7 +88,7 @@ def test_missing_required(tmp_path: Path) -> None:
 def test_resolve_what(tmp_path: Path) -> None:
     write_component(tmp_path, "a", simple("a"))
     write_component(tmp_path, "b", simple("b"))
-    catalog = components.load_catalog(tmp_path)
+    catalog = load_catalog(tmp_path)
     assert catalog.resolve("b,a", ("a",)) == ["b", "a"]
     assert catalog.resolve("", ("a",)) == ["a"]
     assert catalog.resolve(["a b", "a"], ()) == ["a", "b"]
@@ -121,7 +128,7 @@ expect = "v{version}"
 def test_multi_image_component_and_component_names_in_what(tmp_path: Path) -> None:
     write_component(tmp_path, "suite", MULTI)
     write_component(tmp_path, "a", simple("a"))
-    catalog = components.load_catalog(tmp_path)
+    catalog = load_catalog(tmp_path)
     comp = catalog.components["suite"]
     assert [i.name for i in comp.images] == ["suite-node", "suite-ctl"]
     assert comp.sources["node"].pin == "0123456789abcdef0123456789abcdef01234567"
@@ -159,7 +166,7 @@ def test_tarball_needs_sha256_and_patch_files_exist(tmp_path: Path) -> None:
 
 
 def test_e2e_alias_checks_the_source_version() -> None:
-    catalog = components.load_catalog(REPO)
+    catalog = load_catalog(REPO)
     comp, image = catalog.image("etcd-3.3.15")
     assert (comp.kind, image.repo, comp.tag, image.base) == ("alias", "etcd", "3.3.15", "etcd")
     out = "etcd Version: 3.4.23\nOK\nok-mips64\n"

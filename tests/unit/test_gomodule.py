@@ -8,6 +8,7 @@ import pytest
 
 from kubemips import components, gotool
 from kubemips.arch import parse_arch
+from kubemips.catalog import load_catalog
 from kubemips.errors import ConfigError, PrerequisiteError
 
 from .helpers import write_component
@@ -76,7 +77,7 @@ def test_go_module_source_refuses_unpinned_or_malformed(tmp_path: Path, source: 
 
 
 def test_hyperkube_is_pinned_to_the_kubernetes_module() -> None:
-    comp = components.load_catalog(REPO).components["hyperkube"]
+    comp = load_catalog(REPO).components["hyperkube"]
     src = comp.sources["main"]
     assert (src.module, src.version, src.gopath) == ("k8s.io/kubernetes", "v1.16.2", True)
     staging = {r.module for r in src.replaces if r.module.startswith("k8s.io/")}
@@ -85,7 +86,7 @@ def test_hyperkube_is_pinned_to_the_kubernetes_module() -> None:
 
 
 def test_e2e_go_images_build_from_the_kubernetes_module_at_its_version() -> None:
-    cat = components.load_catalog(REPO)
+    cat = load_catalog(REPO)
     agnhost, _ = cat.image("agnhost")
     assert agnhost.sources == cat.components["hyperkube"].sources
     assert agnhost.build["source-version"] == "v1.16.2" and agnhost.version == "2.6"
@@ -139,7 +140,7 @@ def test_coredns_smoke_runs_a_client_and_depends_on_it() -> None:
     from kubemips.arch import parse_arches
     from kubemips.plan import make_plan
 
-    cat = components.load_catalog(REPO)
+    cat = load_catalog(REPO)
     comp, image = cat.image("coredns")
     assert comp.sources["main"].label == "github.com/coredns/coredns@v1.6.2"
     assert image.smoke.client == "debian-base" and "/etc/coredns/Corefile" in image.smoke.files
@@ -233,7 +234,7 @@ def test_paths_in_go_mod_names_requirements_and_replaced_paths() -> None:
 
 
 def test_metrics_server_is_pinned_to_a_served_revision_and_named_by_it() -> None:
-    comp = components.load_catalog(REPO).components["metrics-server"]
+    comp = load_catalog(REPO).components["metrics-server"]
     src = comp.sources["main"]
     assert (src.module, src.version) == ("sigs.k8s.io/metrics-server", "v0.0.0-20200406215547-5fcf6956a533")
     assert src.sum == "h1:540Q0iT8PVI3b9hY8+cGNjLLosvoYLeyBaqZdvNTxPM="
@@ -254,7 +255,7 @@ def test_metrics_server_is_pinned_to_a_served_revision_and_named_by_it() -> None
 
 
 def test_metrics_server_smoke_wants_its_own_error_its_flags_and_status_2() -> None:
-    comp, image = components.load_catalog(REPO).image("metrics-server")
+    comp, image = load_catalog(REPO).image("metrics-server")
     smoke = image.smoke
     assert smoke.exit_code == 2 and "--kubelet-insecure-tls" in smoke.command
     error = (

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubemips import components, k8sschema, manifests
+from kubemips import k8sschema, manifests
+from kubemips.catalog import load_catalog
 from kubemips.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -12,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, str]:
-    return manifests.render(REPO, "registry.test:5000/k8s", "v1.16.2", components.load_catalog(REPO))
+    return manifests.render(REPO, "registry.test:5000/k8s", "v1.16.2", load_catalog(REPO))
 
 
 def docs(rendered: dict[str, str]) -> list[manifests.Doc]:
@@ -67,4 +68,4 @@ def test_unknown_placeholder(tmp_path: Path) -> None:
     (tmp_path / "manifests" / "x.yaml.in").write_text("image: {{image:nope}}\n")
     shutil.copytree(REPO / "e2e-images" / "catalogs", tmp_path / "e2e-images" / "catalogs")
     with pytest.raises(ConfigError, match=r"x.yaml.in:1: \{\{image:nope\}\} names 'nope'"):
-        manifests.render(tmp_path, "r", "v1.16.2", components.load_catalog(tmp_path))
+        manifests.render(tmp_path, "r", "v1.16.2", load_catalog(tmp_path))

@@ -2,18 +2,18 @@ from pathlib import Path
 
 import pytest
 
-from kubemips import components
 from kubemips.arch import parse_arches
+from kubemips.catalog import Catalog, load_catalog
 from kubemips.errors import ConfigError
 from kubemips.plan import ImageNode, ListNode, make_plan
 
 from .helpers import simple, write_component
 
 
-def catalog(tmp_path: Path, **bases: str) -> components.Catalog:
+def catalog(tmp_path: Path, **bases: str) -> Catalog:
     for name, base in bases.items():
         write_component(tmp_path, name, simple(name, base=base))
-    return components.load_catalog(tmp_path)
+    return load_catalog(tmp_path)
 
 
 def test_parents_first_and_lists_after_children(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from kubemips import components, shard
+from kubemips import shard
 from kubemips.arch import parse_arches
+from kubemips.catalog import load_catalog
 from kubemips.errors import ConfigError
 
 from .helpers import simple, write_component
@@ -13,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_matrix_stages_follow_the_from_graph() -> None:
-    catalog = components.load_catalog(REPO)
+    catalog = load_catalog(REPO)
     m = shard.matrix(catalog, ["hyperkube", "pause"], parse_arches("amd64,mips64el"))
     entries = {(e["what"], e["arch"]): e for e in m["include"]}
     assert set(entries) == {
@@ -47,5 +48,5 @@ def test_stages_of_a_chain(tmp_path: Path) -> None:
     write_component(tmp_path, "a", simple("a"))
     write_component(tmp_path, "b", simple("b", base="a"))
     write_component(tmp_path, "c", simple("c", base="b"))
-    catalog = components.load_catalog(tmp_path)
+    catalog = load_catalog(tmp_path)
     assert shard.stages(catalog, ["c"]) == {"a": 0, "b": 1, "c": 2}

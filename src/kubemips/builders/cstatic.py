@@ -16,7 +16,7 @@ from ..components import Component, ImageDef
 from ..errors import ConfigError
 from ..oci import FileEntry, FilesLayer
 from ..schema import str_list, str_map
-from . import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput
 
 
 class CStaticBuilder(Builder):

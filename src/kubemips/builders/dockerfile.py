@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import debian
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
+from ..oci import Layer
 from ..schema import str_list, str_map
-from . import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput
 
 PACKAGES_FILE = "usr/share/kubemips/packages.txt"
 """Where package-based images record ``name=version`` of what they installed."""
@@ -60,18 +60,13 @@ def fill(text: str, comp: Component, arch: Arch) -> str:
 
 def archive_inputs(arch: Arch, ctx: BuildContext) -> list[str]:
     """Package-index digests a RUN apt-get would resolve against (pins what it installs)."""
-    s = ctx.settings
-    mirror = debian.mirror_for(s.debian_suite, s.debian_mirror)
-    security = debian.security_mirror_for(s.debian_suite, s.security_mirror)
-    return [f"{src.suite}@{src.index}" for src in debian.sources_for(s.debian_suite, arch.debian, mirror, security)]
+    return [f"{src.suite}@{src.index}" for src in ctx.debian_sources(arch)]
 
 
 def export_layers(
     ctx: BuildContext, arch: Arch, image_id: str, base: BaseImage | None, work: Path, what: str
 ) -> tuple[dict[str, Any], list[Any], str]:
     """Save ``image_id``; return its config, the layers above ``base``, and packages.txt."""
-    from ..oci import Layer
-
     saved = work / "image.tar"
     ctx.engines.for_arch(arch).save(image_id, saved)
     base_ids = list(((base.config if base else {}).get("rootfs") or {}).get("diff_ids") or [])

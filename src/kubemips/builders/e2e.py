@@ -21,7 +21,7 @@ from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
 from ..schema import check_table
-from . import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput
 from .dockerfile import DockerfileBuilder, archive_inputs, build_and_export, tree_digest
 from .golang import BINARY_KEYS, GoBuilder
 

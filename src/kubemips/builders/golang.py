@@ -26,12 +26,28 @@ from ..components import Component, ImageDef, Source
 from ..errors import BuildError, ConfigError
 from ..oci import FileEntry, FilesLayer, canonical_json, iso_time
 from ..schema import check_table, str_list
-from . import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput
 from .dockerfile import tree_digest
 
 BINARY_KEYS = {"name": str, "package": str, "source": str, "versions": str, "ldflags": list, "test": bool}
 """One Go binary: ``test = true`` compiles a package's tests (``go test -c``, e2e.test)."""
 _EXTRA = {"name": str, "file": str, "versions": str}
+
+
+def wanted_binaries(comp: Component) -> list[dict[str, Any]]:
+    """The ``binaries`` entries that apply to the component's version, each naming its
+    source (``main`` unless it says).  Go components and e2e folders with ``[go]`` both
+    list binaries; the build and the up-front source check read them through this."""
+    return [
+        {"source": "main", **entry}
+        for entry in comp.build.get("binaries") or []
+        if isinstance(entry, dict) and (not entry.get("versions") or versions.in_range(comp.version, entry["versions"]))
+    ]
+
+
+def source_names(comp: Component) -> list[str]:
+    """The sources the component's applicable binaries compile from, sorted."""
+    return sorted({b["source"] for b in wanted_binaries(comp)})
 
 
 class GoBuilder(Builder):
@@ -75,23 +91,12 @@ class GoBuilder(Builder):
                 raise ConfigError(f'{comp.file}: image \'{image.name}\' needs files = {{ "/path" = "binary" }}')
         return opts
 
-    def _binaries(self, comp: Component) -> list[dict[str, Any]]:
-        wanted = []
-        for entry in comp.build["binaries"]:
-            if entry.get("versions") and not versions.in_range(comp.version, entry["versions"]):
-                continue
-            wanted.append({"source": "main", **entry})
-        return wanted
-
     def _extras(self, comp: Component) -> list[dict[str, Any]]:
         return [
             e
             for e in comp.build.get("extra-files", [])
             if not e.get("versions") or versions.in_range(comp.version, e["versions"])
         ]
-
-    def _source_names(self, comp: Component) -> list[str]:
-        return sorted({b["source"] for b in self._binaries(comp)})
 
     def _local(self, comp: Component, name: str, ctx: BuildContext) -> Path | None:
         return (ctx.sources.get(comp.name) or {}).get(name)
@@ -104,7 +109,7 @@ class GoBuilder(Builder):
         if source is None:
             raise ConfigError(
                 f"{comp.file}: no pinned source '{name}' for {comp.name} {comp.version}; "
-                f"give a local tree with --source {name + '=' if len(self._source_names(comp)) > 1 else ''}DIR"
+                f"give a local tree with --source {name + '=' if len(source_names(comp)) > 1 else ''}DIR"
             )
         return source.pin
 
@@ -120,7 +125,7 @@ class GoBuilder(Builder):
 
     def fetch(self, comp: Component, ctx: BuildContext) -> None:
         """Fetch and prepare every pinned source this component compiles from, up front."""
-        for name in self._source_names(comp):
+        for name in source_names(comp):
             source = comp.sources.get(name)
             if source is not None and self._local(comp, name, ctx) is None:
                 sources.fetch(
@@ -129,7 +134,7 @@ class GoBuilder(Builder):
 
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         srcs = {}
-        for name in self._source_names(comp):
+        for name in source_names(comp):
             source = comp.sources.get(name)
             patches = [p for p in (source.patches if source else ()) if p.applies(arch, source_version(comp))]
             srcs[name] = {
@@ -142,7 +147,7 @@ class GoBuilder(Builder):
         return {
             "go": gotool.toolchain().version,
             "sources": srcs,
-            "binaries": self._binaries(comp),
+            "binaries": wanted_binaries(comp),
             "extras": extras,
             "files": dict(image.files),
             "links": dict(image.links),
@@ -162,7 +167,7 @@ class GoBuilder(Builder):
 
     def _compile(self, comp: Component, arch: Arch, ctx: BuildContext) -> Path:
         """Build every binary of ``comp`` for ``arch`` once; returns the artifacts dir."""
-        ids = ",".join(self._source_id(comp, n, ctx) for n in self._source_names(comp))
+        ids = ",".join(self._source_id(comp, n, ctx) for n in source_names(comp))
         key = f"{comp.name}/{comp.version}/{arch.name}/{ids}"
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
@@ -178,13 +183,13 @@ class GoBuilder(Builder):
             go_cache = ctx.settings.go_cache_dir
             go = gotool.toolchain().go
             trees: dict[str, Path] = {}
-            for name in self._source_names(comp):
+            for name in source_names(comp):
                 local = self._local(comp, name, ctx)
                 trees[name] = sources.prepare(
                     comp, comp.sources.get(name), local, arch, cache, go_cache, source_version(comp)
                 )
             vcs_flag = "-buildvcs" in cmd.output([go, "help", "build"])
-            for binary in self._binaries(comp):
+            for binary in wanted_binaries(comp):
                 tree = trees[binary["source"]]
                 source = comp.sources.get(binary["source"])
                 values = self._placeholders(

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .. import cmd, debian
+from .. import cmd
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..oci import NormalizedTar
 from ..schema import str_list
-from . import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput
 
 # Kept out of the image, as upstream's debian-base does: documentation, manuals and
 # translations are dead weight in a container.  Copyright files stay.
@@ -39,12 +39,6 @@ class RootfsBuilder(Builder):
         "path-include": list,
     }
 
-    def _sources(self, arch: Arch, ctx: BuildContext) -> list[debian.SuiteSource]:
-        s = ctx.settings
-        mirror = debian.mirror_for(s.debian_suite, s.debian_mirror)
-        security = debian.security_mirror_for(s.debian_suite, s.security_mirror)
-        return debian.sources_for(s.debian_suite, arch.debian, mirror, security)
-
     def _options(self, comp: Component) -> dict[str, Any]:
         where = str(comp.file)
         return {
@@ -61,7 +55,7 @@ class RootfsBuilder(Builder):
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         cmd.which("mmdebstrap", hint="apt-get install mmdebstrap")
         return {
-            "sources": [{"line": src.line(), "index": src.index} for src in self._sources(arch, ctx)],
+            "sources": [{"line": src.line(), "index": src.index} for src in ctx.debian_sources(arch)],
             "options": self._options(comp),
             "mmdebstrap": cmd.output(["mmdebstrap", "--version"]),
         }
@@ -70,7 +64,7 @@ class RootfsBuilder(Builder):
         self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
     ) -> BuildOutput:
         opts = self._options(comp)
-        sources = self._sources(arch, ctx)
+        sources = ctx.debian_sources(arch)
         work = ctx.workdir(comp, arch)
         out = work / "rootfs.tar"
         out.unlink(missing_ok=True)
