@@ -170,6 +170,9 @@ def run_conformance(
     with log.step(f"per-arch view {archview.registry_of(s.registry, workloads)}: {len(provided)} test images"):
         view = archview.publish(reg, [(e.name, e.tag) for e in provided], workloads)
         log.info(f"  {len(view.published)} pointed at their {workloads} images, {len(view.current)} already")
+        stale = _refresh_local([f"{archview.registry_of(s.registry, workloads)}/{r}" for r in view.published], workloads)
+        if stale:
+            log.info(f"  pulled again, the engine held older images under their names: {', '.join(stale)}")
     if view.missing or absent:
         log.warn(f"not in the registry for {workloads}, tests that pull them will fail: "
                  f"{', '.join(view.missing)} (build them with `invoke e2e-images --arch {workloads}`)")  # fmt: skip
@@ -212,6 +215,26 @@ def run_conformance(
         files = e2erun.write_submission(submission, results, summary, record)
         log.info(f"submission layout in {submission}: {', '.join(f.name for f in files)} (fill in PRODUCT.yaml)")
     return summary
+
+
+def _refresh_local(refs: Iterable[str], arch: Arch) -> list[str]:
+    """Pull again every ref the Docker engine already holds: a view's tag that moved
+    (an image rebuilt) would otherwise keep its old image on the node, since the kubelet
+    pulls only what the engine lacks."""
+    import docker.errors
+
+    from .engine import Engine
+
+    engine = Engine()
+    pulled = []
+    for ref in refs:
+        try:
+            engine.client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            continue
+        engine.pull(ref, arch)
+        pulled.append(ref.rpartition("/")[2])
+    return pulled
 
 
 def _cluster_refs(s: Settings, node: Arch, workloads: Arch) -> list[str]:

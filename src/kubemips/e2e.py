@@ -28,7 +28,7 @@ from .schema import check_table, read_toml, str_list, str_map
 E2E_DIR = "e2e-images"
 META = "kubemips.toml"
 _META = {"repo": str, "content": str, "smoke": dict, "go": dict, "labels": dict, "env": list}
-_GO = {"source": str, "binaries": list, "ldflags": list}
+_GO = {"source": str, "binaries": list, "ldflags": list, "tree-files": list}
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_SMOKE = SmokeDef(command=("/bin/sh", "-c", "uname -m"), expect="^{uname}$", timeout=120, env=())
 
@@ -77,6 +77,8 @@ def load_folder(root: Path, folder: Path) -> Component:
             "ldflags": go.get("ldflags", []),
             "go-source": go.get("source", "hyperkube"),
         }
+        if go.get("tree-files"):
+            build["tree-files"] = go["tree-files"]
     smoke = load_smoke(f"{folder / META}: [smoke]", meta["smoke"], version) if "smoke" in meta else DEFAULT_SMOKE
     raw = "\n".join(
         f"--- {p.name}\n{p.read_text()}" for p in sorted(folder.iterdir()) if p.is_file() and p.suffix != ".go"

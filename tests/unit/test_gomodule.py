@@ -90,6 +90,9 @@ def test_e2e_go_images_build_from_the_kubernetes_module_at_its_version() -> None
     agnhost, _ = cat.image("agnhost")
     assert agnhost.sources == cat.components["hyperkube"].sources
     assert agnhost.build["source-version"] == "v1.16.2" and agnhost.version == "2.6"
+    # porter's test certificate comes from the same tree (the Proxy test's TLS ports)
+    assert [f["name"] for f in agnhost.build["tree-files"]] == ["localhost.crt", "localhost.key"]
+    assert "tree-files" not in cat.image("mounttest")[0].build
 
 
 def fake_go(tmp_path: Path, name: str, version: str) -> Path:

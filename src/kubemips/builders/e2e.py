@@ -50,6 +50,7 @@ class E2EDockerfileBuilder(DockerfileBuilder):
         "ldflags": list,
         "go-source": str,
         "source-version": str,
+        "tree-files": list,
     }
 
     def check(self, comp: Component) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class E2EDockerfileBuilder(DockerfileBuilder):
         }
         if comp.build.get("binaries"):
             go = _GO.inputs(comp, image, arch, ctx)
-            doc["go"] = {k: go[k] for k in ("go", "sources", "binaries")}
+            doc["go"] = {k: go[k] for k in ("go", "sources", "binaries", "tree-files") if k in go}
         return doc
 
     def build(

@@ -32,6 +32,9 @@ from .dockerfile import tree_digest
 BINARY_KEYS = {"name": str, "package": str, "source": str, "versions": str, "ldflags": list, "test": bool}
 """One Go binary: ``test = true`` compiles a package's tests (``go test -c``, e2e.test)."""
 _EXTRA = {"name": str, "file": str, "versions": str}
+_TREE_FILE = {"name": str, "path": str, "source": str}
+"""A data file the upstream image copies from the source tree (a test certificate, say),
+put beside the binaries: ``path`` in the tree of ``source`` (default main) -> ``name``."""
 
 
 def wanted_binaries(comp: Component) -> list[dict[str, Any]]:
@@ -58,6 +61,7 @@ class GoBuilder(Builder):
         "tags": list,
         "import-path": str,
         "extra-files": list,
+        "tree-files": list,
         "bundle": str,
     }
     required = ("binaries",)
@@ -144,7 +148,7 @@ class GoBuilder(Builder):
         extras = {
             e["name"]: hashlib.sha256((comp.directory / e["file"]).read_bytes()).hexdigest() for e in self._extras(comp)
         }
-        return {
+        doc = {
             "go": gotool.toolchain().version,
             "sources": srcs,
             "binaries": wanted_binaries(comp),
@@ -152,6 +156,9 @@ class GoBuilder(Builder):
             "files": dict(image.files),
             "links": dict(image.links),
         }
+        if comp.build.get("tree-files"):  # only when used: other images keep their input digests
+            doc["tree-files"] = comp.build["tree-files"]
+        return doc
 
     # -- build ------------------------------------------------------------------------------
     def _placeholders(self, comp: Component, commit: str, epoch: int) -> dict[str, str]:
@@ -215,6 +222,12 @@ class GoBuilder(Builder):
                     what=f"go build {binary['name']} ({comp.name} {comp.version} {arch}) in {tree}",
                 )
                 log.info(f"[{comp.name} {arch}] {binary['name']}: {time.monotonic() - started:.0f}s")
+            for i, entry in enumerate(comp.build.get("tree-files", [])):
+                spec = check_table(f"{comp.file}: tree-files[{i}]", entry, _TREE_FILE, required=("name", "path"))
+                src = trees[spec.get("source", "main")] / spec["path"]
+                if not src.is_file():
+                    raise BuildError(f"{comp.name}: tree-files[{i}]: {spec['path']} is not a file in {src.parent}")
+                shutil.copyfile(src, out / spec["name"])
             for extra in self._extras(comp):
                 target = out / extra["name"]
                 shutil.copyfile(comp.directory / extra["file"], target)
