@@ -170,7 +170,9 @@ def run_conformance(
     with log.step(f"per-arch view {archview.registry_of(s.registry, workloads)}: {len(provided)} test images"):
         view = archview.publish(reg, [(e.name, e.tag) for e in provided], workloads)
         log.info(f"  {len(view.published)} pointed at their {workloads} images, {len(view.current)} already")
-        stale = _refresh_local([f"{archview.registry_of(s.registry, workloads)}/{r}" for r in view.published], workloads)
+        stale = _refresh_local(
+            [f"{archview.registry_of(s.registry, workloads)}/{r}" for r in view.published], workloads
+        )
         if stale:
             log.info(f"  pulled again, the engine held older images under their names: {', '.join(stale)}")
     if view.missing or absent:
