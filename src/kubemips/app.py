@@ -116,11 +116,11 @@ def plan_for(s: Settings, what: str | Sequence[str], *, version: str = "", sourc
         if source:
             sources[owner] = parse_source_flag(source, cat.components[owner])
         comp = cat.components[owner]
-        pinned = catalog(s).components[owner].version
-        if comp.version != pinned and not sources.get(owner) and comp.sources:
+        pinned = catalog(s).components[owner].pinned_versions
+        if comp.version not in pinned and not sources.get(owner) and comp.sources:
             raise ConfigError(
-                f"{comp.file} pins its source for {owner} {pinned}; to build {comp.version}, "
-                "give its tree with --source DIR or pin that version in the file"
+                f"{comp.file} pins its source for {owner} {' and '.join(pinned)}; to build {comp.version}, "
+                f'give its tree with --source DIR or pin that version in the file ([versions."{comp.version}".source])'
             )
     return make_plan(names, s.arches, cat), sources
 

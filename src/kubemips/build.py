@@ -10,7 +10,9 @@ a config label, so a node whose key the registry already holds is not rebuilt.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import tarfile
 import time
 import traceback
 from collections.abc import Mapping
@@ -189,6 +191,7 @@ class Runner:
         res = ImageResult(node)
         builder = builder_for(comp)
         base = self._base(image, arch, results)
+        copied = self._copied(node, results)
         key = input_key(
             {
                 "assembly": ASSEMBLY_VERSION,
@@ -204,6 +207,7 @@ class Runner:
                 "arch": arch.platform,
                 "base": base.digest if base else "scratch",
                 "epoch": self.settings.source_date_epoch,
+                **({"copies": {e.path: hashlib.sha256(e.data).hexdigest() for e in copied}} if copied else {}),
             }
         )
         cached = None if self.force else self._cached(node, key)
@@ -216,6 +220,11 @@ class Runner:
 
         log.info(f"[{node.id}] building ({comp.kind}) ...")
         out = builder.build(comp, image, arch, self.ctx, base)
+        if copied:
+            # Their own layer under the builder's, as upstream's COPY --from comes first.
+            layer = self.ctx.store.write_layer(oci.FilesLayer(copied, self.settings.source_date_epoch))
+            what = " ".join(f"--from={c.image} {c.path}" for c in image.copies)
+            out = BuildOutput([layer, *out.layers], [f"COPY {what}", *out.history], out.labels, out.config)
         config = self._config(node, key, out, base)
         config_blob = self.ctx.store.put_bytes(oci.canonical_json(config), oci.CONFIG)
         base_layers: list[dict[str, Any]] = list(base.manifest["layers"]) if base else []
@@ -241,6 +250,17 @@ class Runner:
             self.registry.put_manifest(name, node.tag, raw, oci.MANIFEST)
         res.status = "built"
         return res
+
+    def _copied(self, node: ImageNode, results: Mapping[str, Result]) -> list[oci.FileEntry]:
+        """The files the image copies from other images of its arch (``copy``), read from
+        the registry by digest: their content is an input of the image's key."""
+        entries = []
+        for copy in node.image.copies:
+            stage = results[f"{copy.image}/{node.arch.name}"]
+            assert isinstance(stage, ImageResult) and stage.ok
+            data, mode = file_in_image(self.registry, stage.node.image.repo, stage.digest, copy.path)
+            entries.append(oci.FileEntry(copy.path, data, mode))
+        return entries
 
     def _smoke_marker(self, node: ImageNode, digest: str) -> Path:
         smoke = node.image.smoke
@@ -341,6 +361,12 @@ class Runner:
 
         A missing engine, emulator or source then fails the run with nothing pushed,
         instead of after other images were built and pushed by digest."""
+        for node in plan.nodes:
+            if isinstance(node, ImageNode) and node.image.copies and node.comp.kind in ENGINE_KINDS:
+                raise BuildError(
+                    f"{node.comp.file}: image '{node.image.name}' is built by a Dockerfile ({node.comp.kind}): "
+                    "copy files there with COPY --from, not with copy = [...]"
+                )
         arches = sorted({n.arch for n in plan.nodes if isinstance(n, ImageNode)}, key=lambda a: a.name)
         needs_engine = self.smoke_enabled or any(
             isinstance(n, ImageNode) and n.comp.kind in ENGINE_KINDS for n in plan.nodes
@@ -482,3 +508,28 @@ def raise_for_failures(report: Report) -> None:
     if report.failures:
         names = ", ".join(r.node.id for r in report.failures)
         raise BuildError(f"{len(report.failures)} step(s) did not complete: {names} (details above)")
+
+
+def file_in_image(registry: Registry, repo: str, digest: str, path: str) -> tuple[bytes, int]:
+    """Content and mode of the regular file ``path`` in image ``repo@digest``: the top
+    layer holding it wins, a whiteout above hides it (as in the image's filesystem)."""
+    manifest = registry.get_manifest(repo, digest)
+    if manifest is None:
+        raise BuildError(f"{registry.ref(repo, digest)} vanished from the registry")
+    want = path.strip("/")
+    parent = want.rpartition("/")[0]
+    hidden = {f"{parent}/.wh.{want.rpartition('/')[2]}".lstrip("/"), f"{parent}/.wh..wh..opq".lstrip("/")}
+    for layer in reversed(manifest.doc["layers"]):
+        with tarfile.open(fileobj=io.BytesIO(registry.get_blob(repo, layer["digest"])), mode="r:*") as tar:
+            gone = False
+            for member in tar:
+                name = member.name.removeprefix("./").strip("/")
+                if name == want:
+                    data = tar.extractfile(member) if member.isreg() or member.islnk() else None
+                    if data is None:
+                        raise BuildError(f"{registry.ref(repo, digest)}: {path} is not a regular file")
+                    return data.read(), member.mode & 0o777
+                gone = gone or name in hidden
+            if gone:
+                break
+    raise BuildError(f"{registry.ref(repo, digest)} has no {path}")

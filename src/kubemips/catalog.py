@@ -37,7 +37,9 @@ class Catalog:
         scheme = "major-minor" if re.fullmatch(r"\d+\.\d+", comp.version) else "semver"
         versions.validate(version, scheme, where=f"--version for {name}")
         tag = version if comp.tag == comp.version else comp.tag.replace(comp.version, version)
-        new = replace(comp, version=version, tag=tag)
+        pinned = {v: srcs for v, srcs in (*comp.pinned.items(), (comp.version, comp.sources)) if srcs}
+        sources = pinned.pop(version, comp.sources)  # not pinned: app.plan_for then wants --source
+        new = replace(comp, version=version, tag=tag, sources=sources, pinned=pinned)
         comps = {**self.components, name: new}
         images = {k: ((new, img) if c.name == name else (c, img)) for k, (c, img) in self.images.items()}
         return Catalog(comps, images, self.broken)

@@ -34,6 +34,7 @@ _TOP = {
     "tag": str,
     "source": dict,
     "sources": dict,
+    "versions": dict,
     "build": dict,
     "image": dict,
     "images": list,
@@ -51,8 +52,11 @@ _IMAGE = {
     "expose": list,
     "files": dict,
     "links": dict,
+    "copy": list,
     "smoke": dict,
 }
+_COPY = {"from": str, "path": str}
+_VERSION = {"source": dict, "sources": dict}
 _SMOKE = {
     "command": list,
     "expect": str,
@@ -112,7 +116,8 @@ class SmokeDef:
     """A project image (same arch) run with ``client_command`` in the network namespace of
     the image under test, which then runs ``command`` in the background: for images with
     no shell (CoreDNS is FROM scratch) the client asks the server, and its output is what
-    ``expect`` must match."""
+    ``expect`` must match.  It shares the server's PID namespace too: the server is PID 1,
+    and ``/proc/1/root`` its filesystem (the files and binaries the image carries)."""
     client_command: tuple[str, ...] = ()
     exit_code: int = 0
     """The exit status ``command`` (or the client) must end with: a server started
@@ -123,6 +128,14 @@ class SmokeDef:
         values = {"version": re.escape(version), "uname": re.escape(arch.uname), "oci": arch.oci, "debian": arch.debian}
         text = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), self.expect)
         return re.compile(text, re.MULTILINE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyFrom:
+    """``path`` from the image ``image`` (same arch), copied into another image."""
+
+    image: str
+    path: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +156,9 @@ class ImageDef:
     links: Mapping[str, str] = field(default_factory=dict)
     """Image path -> symlink target (kubeadm runs /usr/local/bin/kube-apiserver, which
     v1.16's one-binary hyperkube answers to by the name it is called with)."""
+    copies: tuple[CopyFrom, ...] = ()
+    """Files taken from other project images of the same arch, in a layer of their own
+    under the builder's (upstream's multi-stage ``COPY --from``: CoreDNS's CA bundle)."""
     repo: str = ""
     """Registry repository; defaults to ``name``.  Two catalog entries may share a repository
     with different tags (the e2e suite's etcd:3.3.15 beside the cluster's etcd:3.4.23)."""
@@ -302,6 +318,14 @@ class Component:
     """For e2e-images folders: the BASEIMAGE line per arch (see kubemips.e2e)."""
     e2e: bool = False
     """True for an e2e-images folder, False for a cluster component."""
+    pinned: Mapping[str, Mapping[str, Source]] = field(default_factory=dict)
+    """Further versions with their own pinned sources (``[versions."X".source]``), which
+    ``--version X`` builds without a local tree."""
+
+    @property
+    def pinned_versions(self) -> tuple[str, ...]:
+        """Every version this file pins a source for: its own first, then the others."""
+        return (self.version, *self.pinned) if self.sources else tuple(self.pinned)
 
     def where(self, key: str = "") -> str:
         return f"{self.file}" + (f": [{key}]" if key else "")
@@ -351,8 +375,18 @@ def _image(where: str, data: Mapping[str, Any], default_name: str, smoke: SmokeD
         expose=str_list(where, "expose", img.get("expose", [])),
         files=str_map(where, "files", img.get("files", {})),
         links=str_map(where, "links", img.get("links", {})),
+        copies=tuple(_copy(f"{where} copy[{i}]", e) for i, e in enumerate(img.get("copy", []))),
         smoke=smoke,
     )
+
+
+def _copy(where: str, entry: Any) -> CopyFrom:
+    if not isinstance(entry, dict):
+        raise ConfigError(f'{where}: must be a table {{ from = "IMAGE", path = "/path/in/it" }}')
+    c = check_table(where, entry, _COPY, required=("from", "path"))
+    if not c["path"].startswith("/") or c["path"].endswith("/"):
+        raise ConfigError(f"{where}: path '{c['path']}' must be the absolute path of a file")
+    return CopyFrom(image=c["from"], path=c["path"])
 
 
 def _replace(where: str, entry: Any) -> GoReplace:
@@ -547,15 +581,8 @@ def load_component(path: Path) -> Component:
             raise ConfigError(f"{where}: put the smoke check in a top-level [smoke] table")
         images.append(_image(f"{where}: [image]", img, name, load_smoke(f"{where}: [smoke]", data["smoke"], version)))
 
-    sources: dict[str, Source] = {}
-    if "source" in data and "sources" in data:
-        raise ConfigError(f"{where}: use either [source] or [sources.NAME], not both")
-    if "source" in data:
-        sources["main"] = _source(f"{where}: [source]", "main", data["source"], path.parent, version)
-    for sname, body in data.get("sources", {}).items():
-        if not isinstance(body, dict):
-            raise ConfigError(f"{where}: [sources.{sname}] must be a table")
-        sources[sname] = _source(f"{where}: [sources.{sname}]", sname, body, path.parent, version)
+    sources = _sources(where, "", data, path.parent, version)
+    pinned = _other_versions(where, data.get("versions", {}), path.parent, scheme, version, sources)
 
     return Component(
         name=name,
@@ -569,7 +596,50 @@ def load_component(path: Path) -> Component:
         sources=sources,
         images=tuple(images),
         raw=path.read_text(),
+        pinned=pinned,
     )
+
+
+def _sources(where: str, prefix: str, data: Mapping[str, Any], directory: Path, version: str) -> dict[str, Source]:
+    """``[PREFIXsource]`` (the source 'main') or ``[PREFIXsources.NAME]`` tables."""
+    sources: dict[str, Source] = {}
+    if "source" in data and "sources" in data:
+        raise ConfigError(f"{where}: use either [{prefix}source] or [{prefix}sources.NAME], not both")
+    if "source" in data:
+        sources["main"] = _source(f"{where}: [{prefix}source]", "main", data["source"], directory, version)
+    for sname, body in data.get("sources", {}).items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}: [{prefix}sources.{sname}] must be a table")
+        sources[sname] = _source(f"{where}: [{prefix}sources.{sname}]", sname, body, directory, version)
+    return sources
+
+
+def _other_versions(
+    where: str, data: Mapping[str, Any], directory: Path, scheme: str, version: str, main: Mapping[str, Source]
+) -> dict[str, dict[str, Source]]:
+    """``[versions."X".source]``: another version's pinned source, for ``--version X``.
+
+    Everything else (build, images, smoke) is the component's; only where the source
+    comes from and how its go.mod is fixed differ between versions."""
+    pinned: dict[str, dict[str, Source]] = {}
+    for other, body in data.items():
+        prefix = f'versions."{other}".'
+        vwhere = f'{where}: [versions."{other}"]'
+        versions.validate(other, scheme, where=vwhere)
+        if other == version:
+            raise ConfigError(f"{vwhere}: {other} is the component's own version; its source is [source]")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{vwhere} must be a table")
+        sources = _sources(where, prefix, check_table(vwhere, body, _VERSION), directory, other)
+        if not sources:
+            raise ConfigError(f"{vwhere}: needs a [{prefix}source] table pinning that version's source")
+        if main and set(sources) != set(main):
+            raise ConfigError(
+                f"{vwhere}: pins the sources {', '.join(sorted(sources))}; the component builds from "
+                f"{', '.join(sorted(main))}"
+            )
+        pinned[other] = sources
+    return pinned
 
 
 def load_each(root: Path) -> tuple[list[Component], dict[str, str]]:

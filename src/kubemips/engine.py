@@ -84,8 +84,8 @@ class Engine:
     ) -> RunResult:
         """Run ``ref`` to completion (no network but its loopback, removed afterwards) and
         collect its output.  With ``client`` (an image ref and a command), ``ref`` runs in
-        the background as a server and the result is the client's, run in its network
-        namespace."""
+        the background as a server and the result is the client's, run in its network and
+        PID namespaces (the server is PID 1 there: ``/proc/1/root`` is its filesystem)."""
         import docker.errors
         import requests
 
@@ -130,7 +130,11 @@ class Engine:
         box = None
         try:
             box = self.client.containers.create(
-                ref, command=list(command), network_mode=f"container:{server.id}", platform=arch.platform
+                ref,
+                command=list(command),
+                network_mode=f"container:{server.id}",
+                pid_mode=f"container:{server.id}",
+                platform=arch.platform,
             )
             box.start()
             try:

@@ -98,6 +98,13 @@ def closure(names: Sequence[str], catalog: Catalog) -> list[str]:
             if image.smoke.client not in catalog.images:
                 raise ConfigError(f"{comp.file}: smoke client '{image.smoke.client}' is not an image of this project")
             visit(image.smoke.client)
+        for copy in image.copies:
+            if copy.image not in catalog.images:
+                raise ConfigError(
+                    f"{comp.file}: image '{name}' copies {copy.path} from '{copy.image}', "
+                    "which is not an image of this project"
+                )
+            visit(copy.image)
         visiting.pop()
         order.append(name)
 
@@ -117,6 +124,7 @@ def make_plan(names: Sequence[str], arches: Sequence[Arch], catalog: Catalog) ->
             deps = [f"{image.base}/{arch.name}"] if image.base != "scratch" else []
             if image.smoke.client:
                 deps.append(f"{image.smoke.client}/{arch.name}")  # runs beside it in the smoke check
+            deps += [f"{c.image}/{arch.name}" for c in image.copies if f"{c.image}/{arch.name}" not in deps]
             plan.deps[node.id] = deps
             image_ids.append(node.id)
         lst = ListNode(comp, image, tuple(arches))

@@ -10,8 +10,10 @@ pin and builds from trees laid out like its repositories, through --source.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -126,13 +128,30 @@ def test_metrics_server_from_its_module_on_both_arches(cli: Cli) -> None:
         assert "Generated self-signed cert (/tmp/apiserver.crt, /tmp/apiserver.key)" in started.stderr
 
 
-def test_coredns_from_its_module_answers_dns_on_mips64le(cli: Cli) -> None:
-    """CoreDNS 1.6.2 from github.com/coredns/coredns@v1.6.2 (no --source): its smoke check
-    serves a zone on loopback and a client asks it for an A record, on both arches."""
-    coredns = cli.invoke_build_task("build-coredns", "--arch", BOTH)
-    assert_built(coredns, "coredns")
-    out = docker("run", "--rm", "--platform", "linux/mips64le", f"{cli.registry}/coredns:1.6.2", "-version").stdout
-    assert out.splitlines()[:2] == ["CoreDNS-1.6.2", "linux/mips64le, go1.19.8, v1.6.2"], out
+@pytest.mark.parametrize("version", ["1.6.2", "1.6.5"])
+def test_coredns_from_its_module_answers_dns_on_mips64le(cli: Cli, version: str) -> None:
+    """CoreDNS 1.6.2 and 1.6.5 from github.com/coredns/coredns at those versions (no
+    --source): the smoke check runs the image's -version, counts its CA bundle's
+    certificates, serves a zone on loopback and a client asks it for an A record and
+    /health, on both arches.  Both versions' lists are published, each with its CA
+    bundle taken from the ca-certificates image of the same arch."""
+    coredns = cli.invoke_build_task("build-coredns", "--version", version, "--arch", BOTH)
+    assert_built(coredns, "coredns", "ca-certificates")
+    assert arches_of(cli, "coredns", version) == {"amd64", "mips64le"}
+    image = f"{cli.registry}/coredns:{version}"
+    out = docker("run", "--rm", "--pull", "always", "--platform", "linux/mips64le", image, "-version").stdout
+    assert out.splitlines()[:2] == [f"CoreDNS-{version}", f"linux/mips64le, go1.19.8, v{version}"], out
+    registry = Registry(cli.registry, plain_http=True)
+    for arch in ("amd64", "mips64le"):
+        config = json.loads(skopeo_raw(f"{image}-linux-{arch}", config=True))
+        assert config["config"]["Entrypoint"] == ["/coredns"]
+        assert config["history"][-2]["created_by"].endswith("--from=ca-certificates /etc/ssl/certs/ca-certificates.crt")
+        manifest = json.loads(skopeo_raw(f"{image}-linux-{arch}"))
+        files = []
+        for layer in manifest["layers"]:
+            with tarfile.open(fileobj=io.BytesIO(registry.get_blob("coredns", layer["digest"]))) as tar:
+                files += [m.name.removeprefix("./") for m in tar if m.isfile()]
+        assert sorted(files) == ["coredns", "etc/ssl/certs/ca-certificates.crt"]
 
 
 def test_unpinned_and_mismatched_sources_are_refused(cli: Cli) -> None:

@@ -26,3 +26,23 @@ base = "{base}"
 command = ["/bin/{name}"]
 expect = "ok"
 """
+
+
+def go_component(source: str) -> str:
+    """A Go-module component x at v1.16.2; ``source`` goes into its [source] table."""
+    return f"""
+name = "x"
+version = "v1.16.2"
+[source]
+kind = "go-module"
+module = "k8s.io/kubernetes"
+{source}
+[build]
+kind = "go"
+binaries = [{{ name = "x", package = "./cmd/x" }}]
+[image]
+files = {{ "/x" = "x" }}
+[smoke]
+command = ["/x"]
+expect = "ok"
+"""

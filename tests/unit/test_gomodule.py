@@ -11,29 +11,10 @@ from kubemips.arch import parse_arch
 from kubemips.catalog import load_catalog
 from kubemips.errors import ConfigError, PrerequisiteError
 
-from .helpers import write_component
+from .helpers import go_component, write_component
 
 REPO = Path(__file__).resolve().parents[2]
 H1 = "h1:k0f/OVp6Yfv+UMTm6VYKhqjRgcvHh4QhN9coanjrito="
-
-
-def go_component(source: str) -> str:
-    return f"""
-name = "x"
-version = "v1.16.2"
-[source]
-kind = "go-module"
-module = "k8s.io/kubernetes"
-{source}
-[build]
-kind = "go"
-binaries = [{{ name = "x", package = "./cmd/x" }}]
-[image]
-files = {{ "/x" = "x" }}
-[smoke]
-command = ["/x"]
-expect = "ok"
-"""
 
 
 def test_go_module_source_is_pinned_and_defaults_to_the_component_version(tmp_path: Path) -> None:
@@ -148,7 +129,8 @@ def test_coredns_smoke_runs_a_client_and_depends_on_it() -> None:
     assert comp.sources["main"].label == "github.com/coredns/coredns@v1.6.2"
     assert image.smoke.client == "debian-base" and "/etc/coredns/Corefile" in image.smoke.files
     plan = make_plan(["coredns"], parse_arches("amd64,mips64el"), cat)
-    assert plan.deps["coredns/mips64el"] == ["debian-base/mips64el"]  # FROM scratch; the client is the edge
+    # FROM scratch: the edges are the smoke client and the image its CA bundle comes from
+    assert plan.deps["coredns/mips64el"] == ["debian-base/mips64el", "ca-certificates/mips64el"]
 
 
 def test_smoke_client_needs_its_command(tmp_path: Path) -> None:
