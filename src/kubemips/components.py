@@ -86,7 +86,7 @@ _SOURCE = {
     "generate": list,
     "layout": str,
 }
-_PATCH = {"file": str, "arches": list, "versions": str}
+_PATCH = {"file": str, "arches": list, "versions": str, "components": list}
 _REPLACE = {"module": str, "with": str, "version": str, "sum": str, "go-mod-sum": str, "why": str}
 _REQUIRE = {"module": str, "version": str, "sum": str, "go-mod-sum": str, "why": str}
 _DROP = {"module": str, "why": str}
@@ -177,9 +177,15 @@ class Patch:
     file: Path
     arches: tuple[str, ...]  # canonical arch names; empty = every arch
     versions: str  # semver range such as ">=1.16.0,<1.18.0"; empty = every version
+    components: tuple[str, ...] = ()
+    """Only when building these components (empty: every component building from the
+    source).  A fix to the product alone then leaves the e2e images that share the source
+    (and their input digests) alone."""
 
-    def applies(self, arch: Arch, version: str) -> bool:
+    def applies(self, arch: Arch, version: str, component: str = "") -> bool:
         if self.arches and arch.name not in self.arches:
+            return False
+        if self.components and component not in self.components:
             return False
         return versions.in_range(version, self.versions) if self.versions else True
 
@@ -533,7 +539,8 @@ def _patches(where: str, src: Mapping[str, Any], directory: Path) -> tuple[Patch
         vrange = p.get("versions", "")
         if vrange:
             versions.check_range(vrange, where=pwhere)
-        patches.append(Patch(file=path, arches=arches, versions=vrange))
+        only = tuple(str_list(pwhere, "components", p.get("components", [])))
+        patches.append(Patch(file=path, arches=arches, versions=vrange, components=only))
     return tuple(patches)
 
 

@@ -186,7 +186,7 @@ def prepare(
     """
     what = f"{comp.name} {comp.version} {arch}"
     pristine = local if local is not None else fetch(_required(source, comp), cache, go_cache, what=what)
-    patches = [p for p in (source.patches if source else ()) if p.applies(arch, version)]
+    patches = [p for p in (source.patches if source else ()) if p.applies(arch, version, comp.name)]
     generators = source.generate if source else ()
     if local is None and not patches:
         return pristine  # generated once, in the pristine tree, at fetch

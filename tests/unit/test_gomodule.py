@@ -259,3 +259,18 @@ def test_metrics_server_smoke_wants_its_own_error_its_flags_and_status_2() -> No
     assert pattern.search(started + error + usage + "panic: ...\n")
     assert not pattern.search("Launch metrics-server\n\n" + usage)  # --help alone is not a start
     assert not pattern.search(started + error)  # an error without its flags: not this program
+
+
+def test_a_patch_for_the_product_leaves_the_test_images_tree_alone() -> None:
+    """client-go's Common Name fallback is for kube-apiserver (hyperkube's images); the e2e
+    images that share the Kubernetes source build from the tree without it."""
+    from kubemips.arch import parse_arch
+
+    cat = load_catalog(REPO)
+    src = cat.components["hyperkube"].sources["main"]
+    (patch,) = [p for p in src.patches if p.file.name == "client-go-common-name-fallback.patch"]
+    amd64 = parse_arch("amd64")
+    assert patch.components == ("hyperkube",)
+    assert patch.applies(amd64, "v1.16.2", "hyperkube")
+    assert not patch.applies(amd64, "v1.16.2", cat.image("conformance")[0].name)
+    assert not patch.applies(amd64, "v1.16.2", cat.image("agnhost")[0].name)

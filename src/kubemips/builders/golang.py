@@ -140,7 +140,9 @@ class GoBuilder(Builder):
         srcs = {}
         for name in source_names(comp):
             source = comp.sources.get(name)
-            patches = [p for p in (source.patches if source else ()) if p.applies(arch, source_version(comp))]
+            patches = [
+                p for p in (source.patches if source else ()) if p.applies(arch, source_version(comp), comp.name)
+            ]
             srcs[name] = {
                 "id": self._source_id(comp, name, ctx),
                 "patches": {p.file.name: hashlib.sha256(p.file.read_bytes()).hexdigest() for p in patches},
