@@ -327,11 +327,16 @@ def write_github_output(s: Settings, what: str, path: Path, stages: int) -> None
             out.write(f"stage{n}={json.dumps({'include': entries}, separators=(',', ':'))}\n")
 
 
-def merge(s: Settings, digests_dir: Path, *, allow_partial: bool = False) -> None:
+def merge(s: Settings, digests_dir: Path, *, allow_partial: bool = False, complete_only: bool = False) -> None:
     reg = open_registry(s, start=False)
-    results = shard.merge(s, reg, catalog(s), shard.read_records(digests_dir), allow_partial=allow_partial)
+    records = shard.read_records(digests_dir)
+    results, skipped = shard.merge(
+        s, reg, catalog(s), records, allow_partial=allow_partial, complete_only=complete_only
+    )
     rows = [[reg.ref(r.image, r.tag), ", ".join(r.arches), r.digest[:19], r.status] for r in results]
     log.print_block(log.table(["manifest list", "arches", "digest", "status"], rows))
+    if skipped:
+        raise KubemipsError(f"{len(skipped)} list(s) not published, an arch's build missing: {'; '.join(skipped)}")
 
 
 def e2e_catalog(s: Settings, k8s: str) -> conformance.ConformanceCatalog:

@@ -173,18 +173,27 @@ def matrix(
     help={
         "digests_dir": "directory of digest records written by sharded builds",
         "allow_partial": "publish lists even when a configured arch has no record",
+        "complete_only": "publish the lists of images with every arch; skip the others, naming them (exit 1)",
         "registry": _COMMON_HELP["registry"],
         "arch": _COMMON_HELP["arch"],
     }
 )
 def merge(
-    c: Context, digests_dir: str = "digests", allow_partial: bool = False, registry: str = "", arch: str = ""
+    c: Context,
+    digests_dir: str = "digests",
+    allow_partial: bool = False,
+    complete_only: bool = False,
+    registry: str = "",
+    arch: str = "",
 ) -> None:
     """Publish and verify manifest lists from sharded builds' digest records."""
     from pathlib import Path
 
     with app.edge():
-        app.merge(app.settings(arch=arch, registry=registry), Path(digests_dir), allow_partial=allow_partial)
+        if allow_partial and complete_only:
+            raise Exit("error: --allow-partial and --complete-only: give one", code=2)
+        settings = app.settings(arch=arch, registry=registry)
+        app.merge(settings, Path(digests_dir), allow_partial=allow_partial, complete_only=complete_only)
 
 
 _K8S_HELP = "Kubernetes version whose conformance catalog to use (e2e-images/catalogs/)"
