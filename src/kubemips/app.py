@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import components, config, conformance, interrupt, localregistry, log, manifests, oci, shard
+from . import components, config, conformance, coverage, interrupt, localregistry, log, manifests, oci, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
 from .builders.golang import source_names
@@ -30,9 +30,12 @@ from .verify import verify_list
 
 
 @contextmanager
-def edge() -> Iterator[None]:
-    """Turn a KubemipsError into one message on stderr and a non-zero exit."""
+def edge(progress: str = "") -> Iterator[None]:
+    """Turn a KubemipsError into one message on stderr and a non-zero exit.
+
+    ``progress`` is the progress mode (`--progress`; empty: $KUBEMIPS_PROGRESS or auto)."""
     try:
+        log.configure(progress)
         with interrupt.handled():
             yield
             interrupt.check("stopped after the work was done")
@@ -109,7 +112,10 @@ def plan_for(s: Settings, what: str | Sequence[str], *, version: str = "", sourc
     if version or source:
         owners = sorted({cat.image(n)[0].name for n in names})
         if len(owners) != 1:
-            raise ConfigError(f"--version/--source need exactly one component in WHAT, got: {', '.join(owners)}")
+            given = " and ".join(
+                name for name, value in (("--version (or $VERSION)", version), ("--source", source)) if value
+            )
+            raise ConfigError(f"{given} apply to exactly one component, but WHAT names: {', '.join(owners)}")
         (owner,) = owners
         if version:
             cat = cat.with_version(owner, version)
@@ -182,10 +188,13 @@ def build(
     source: str = "",
     digests_dir: str = "",
     k8s_source: str = "",
+    as_json: bool = False,
 ) -> Report | None:
     """Build WHAT.  With ``digests_dir`` (sharded mode) the requested images are pushed by
     digest only, a record per image is written there, and no tag or list moves: bases
-    come from records already in that directory, or from the registry."""
+    come from records already in that directory, or from the registry.
+
+    ``as_json``: stdout gets only JSON (the plan with ``dry_run``, else the report)."""
     plan, sources = plan_for(s, what, version=version, source=source)
     if k8s_source:
         # e2e images whose Go sources live in the Kubernetes tree build from this one.
@@ -202,8 +211,11 @@ def build(
     if sharded:
         plan = shard.requested_nodes(plan)
     if dry_run:
-        log.print_block(plan.describe(s.registry))
-        log.print_block("dry run: nothing built, pushed or started")
+        if as_json:
+            print_json(plan.as_json(s.registry))
+        else:
+            log.print_block(plan.describe(s.registry))
+            log.print_block("dry run: nothing built, pushed or started")
         return None
     arches = ", ".join(a.name for a in s.arches)
     mode = " (push by digest)" if sharded else ""
@@ -217,18 +229,28 @@ def build(
             shard.write_records(Path(digests_dir), report, s.registry)
     path = Path(report_path) if report_path else s.cache_dir / "reports" / "last-build.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report_json(report, reg), indent=2) + "\n")
-    log.print_block("\n" + summary(report, reg) + f"\nreport: {path}")
+    data = report_json(report, reg)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    if as_json:
+        print_json({**data, "report": str(path)})
+    else:
+        log.print_block("\n" + summary(report, reg) + f"\nreport: {path}")
     interrupt.check("stopped at a safe point; no tag moved and no list was published after the signal")
     raise_for_failures(report)
     return report
 
 
-def verify(s: Settings, what: str | Sequence[str]) -> None:
+def print_json(data: Any) -> None:
+    """A command's whole stdout with `--json`."""
+    log.print_block(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def verify(s: Settings, what: str | Sequence[str], *, as_json: bool = False) -> None:
     """Re-verify the published lists of WHAT (no building)."""
     plan, _ = plan_for(s, what)
     reg = open_registry(s, start=False)
     rows = []
+    records: list[dict[str, Any]] = []
     failed = 0
     for node in plan.nodes:
         if node.id.endswith("/list"):
@@ -236,10 +258,15 @@ def verify(s: Settings, what: str | Sequence[str]) -> None:
             try:
                 children = verify_list(reg, name, tag, s.arches)
                 rows.append([reg.ref(name, tag), ", ".join(a.name for a in children), "ok"])
+                records.append({"ref": reg.ref(name, tag), "arches": [a.name for a in children], "ok": True})
             except KubemipsError as exc:
                 failed += 1
                 rows.append([reg.ref(name, tag), "-", f"FAILED: {exc}"])
-    log.print_block(log.table(["manifest list", "arches", "result"], rows))
+                records.append({"ref": reg.ref(name, tag), "arches": [], "ok": False, "error": str(exc)})
+    if as_json:
+        print_json({"registry": s.registry, "lists": records, "failed": failed})
+    else:
+        log.print_block(log.table(["manifest list", "arches", "result"], rows))
     if failed:
         raise KubemipsError(f"{failed} list(s) failed verification")
 
@@ -252,15 +279,20 @@ def show_config(s: Settings) -> None:
         f"{'http' if s.plain_http else 'https'})\n"
         f"arches      : {', '.join(f'{a.name} ({a.platform})' for a in s.arches)}\n"
         f"jobs        : {s.jobs}\n"
-        f"debian      : {s.debian_suite}, mirror {s.debian_mirror or '(host apt sources)'}\n"
+        + (f"version     : {s.version} ($VERSION: the one component a build names)\n" if s.version else "")
+        + f"debian      : {s.debian_suite}, mirror {s.debian_mirror or '(host apt sources)'}\n"
         f"cache       : {s.cache_dir}\n\n" + log.table(["setting", "from"], rows)
     )
 
 
-def list_images(s: Settings) -> None:
+def list_images(s: Settings, *, as_json: bool = False) -> None:
     cat = catalog(s)
     rows = [[name, comp.tag, comp.name, comp.kind, image.base] for name, (comp, image) in sorted(cat.images.items())]
-    log.print_block(log.table(["image", "tag", "component", "kind", "base"], rows))
+    if as_json:
+        keys = ("image", "tag", "component", "kind", "base")
+        print_json([dict(zip(keys, row, strict=True)) for row in rows])
+    else:
+        log.print_block(log.table(["image", "tag", "component", "kind", "base"], rows))
 
 
 def bundle(settings: Settings, what: str, out: Path) -> list[Path]:
@@ -295,11 +327,16 @@ def write_github_output(s: Settings, what: str, path: Path, stages: int) -> None
             out.write(f"stage{n}={json.dumps({'include': entries}, separators=(',', ':'))}\n")
 
 
-def merge(s: Settings, digests_dir: Path, *, allow_partial: bool = False) -> None:
+def merge(s: Settings, digests_dir: Path, *, allow_partial: bool = False, complete_only: bool = False) -> None:
     reg = open_registry(s, start=False)
-    results = shard.merge(s, reg, catalog(s), shard.read_records(digests_dir), allow_partial=allow_partial)
+    records = shard.read_records(digests_dir)
+    results, skipped = shard.merge(
+        s, reg, catalog(s), records, allow_partial=allow_partial, complete_only=complete_only
+    )
     rows = [[reg.ref(r.image, r.tag), ", ".join(r.arches), r.digest[:19], r.status] for r in results]
     log.print_block(log.table(["manifest list", "arches", "digest", "status"], rows))
+    if skipped:
+        raise KubemipsError(f"{len(skipped)} list(s) not published, an arch's build missing: {'; '.join(skipped)}")
 
 
 def e2e_catalog(s: Settings, k8s: str) -> conformance.ConformanceCatalog:
@@ -329,23 +366,40 @@ def e2e_what(s: Settings, k8s: str, names: Sequence[str]) -> list[str]:
     return cat.resolve(list(names), ())
 
 
-def e2e_coverage(s: Settings, k8s: str, markdown: Path | None) -> Path:
+def e2e_coverage(
+    s: Settings, k8s: str, *, markdown: Path | None = None, html: Path | None = None, as_json: bool = False
+) -> None:
+    """The image x arch coverage: terminal table (or JSON), Markdown and HTML files, and
+    GitHub's job summary ($GITHUB_STEP_SUMMARY) when set."""
     cc = e2e_catalog(s, k8s)
     reg = open_registry(s, start=False)
     rows = conformance.coverage(cc, catalog(s), reg, s.arches, s.cache_dir / "smoke")
-    table, md = conformance.coverage_tables(cc, rows, s.registry)
-    log.print_block(table)
-    path = markdown or s.cache_dir / "reports" / f"e2e-coverage-{k8s}.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(md)
-    return path
+    md = coverage.markdown(rows, kubernetes=cc.kubernetes, registry=s.registry)
+    written = []
+    for path, text in (
+        (markdown or s.cache_dir / "reports" / f"e2e-coverage-{k8s}.md", md),
+        (html or s.cache_dir / "reports" / f"e2e-coverage-{k8s}.html", coverage.html_page(
+            rows, kubernetes=cc.kubernetes, registry=s.registry)),
+    ):  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as out:
+            out.write(md + "\n")
+    if as_json:
+        data = coverage.as_json(rows, kubernetes=cc.kubernetes, registry=s.registry)
+        print_json({**data, "markdown": str(written[0]), "html": str(written[1])})
+    else:
+        log.print_block(coverage.terminal(rows) + f"\n\nmarkdown: {written[0]}\nhtml: {written[1]}")
 
 
 def render_manifests(s: Settings, k8s: str, out: Path) -> list[Path]:
     rendered = manifests.render(s.root, s.registry, k8s, catalog(s))
     paths = manifests.write(rendered, out)
     for path in paths:
-        log.info(f"wrote {path}")
+        log.result(f"wrote {path}")
     return paths
 
 

@@ -399,6 +399,7 @@ class Runner:
 
         def task(node: Node) -> Result:
             start = time.monotonic()
+            tracker.start(node.id)
             res: Result
             try:
                 if isinstance(node, ImageNode):
@@ -416,19 +417,25 @@ class Runner:
                 res.status = "failed" if isinstance(node, ImageNode) else "not published"
                 log.info(f"[{node.id}] INTERNAL ERROR\n{traceback.format_exc()}")
             res.seconds = time.monotonic() - start
+            tracker.finish(node.id, res.status, res.seconds, ok=res.ok)
             return res
 
-        with ThreadPoolExecutor(max_workers=self.settings.jobs, thread_name_prefix="node") as pool:
+        def skip(node: Node, why: str) -> None:
+            results[node.id] = blocked(node, why)
+            tracker.finish(node.id, results[node.id].status, 0.0, ok=False)
+
+        tracker = log.Tracker(len(plan.nodes))
+        with tracker, ThreadPoolExecutor(max_workers=self.settings.jobs, thread_name_prefix="node") as pool:
             while pending or running:
                 if interrupt.requested():
                     for node in pending:  # start nothing new; running nodes stop at their next check
-                        results[node.id] = blocked(node, "not attempted: interrupted")
+                        skip(node, "not attempted: interrupted")
                     pending.clear()
                 for node in list(pending):
                     deps = plan.deps.get(node.id, [])
                     failed = [d for d in deps if d in results and not results[d].ok]
                     if failed:
-                        results[node.id] = blocked(node, f"not attempted: {', '.join(failed)} failed")
+                        skip(node, f"not attempted: {', '.join(failed)} failed")
                         pending.remove(node)
                     elif all(d in results for d in deps):
                         running[pool.submit(task, node)] = node

@@ -43,7 +43,7 @@ def export_bundles(reg: Registry, catalog: Catalog, what: str, arches: Sequence[
             if not found or not (dest / SUMS).exists():
                 raise KubemipsError(f"{reg.ref(name, tag)}: no bundle found at /{inside}")
             _check_sums(dest)
-            log.info(f"{reg.ref(name, tag)}: {found - 1} files in {dest}, checksums verified")
+            log.result(f"{reg.ref(name, tag)}: {found - 1} files in {dest}, checksums verified")
             written.append(dest)
     return written
 

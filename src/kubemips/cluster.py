@@ -1365,7 +1365,7 @@ def down(lay: Layout, default_plan: AddressPlan, *, keep_logs: Path | None = Non
         left = leftovers(plan, lay, paths=mine)
         if problems or left:
             raise ClusterError("cluster-down could not remove everything:\n  " + "\n  ".join(problems + left))
-        log.info("nothing of the cluster is left" if removed else "no cluster was here: nothing to remove")
+        log.result("nothing of the cluster is left" if removed else "no cluster was here: nothing to remove")
     return removed
 
 

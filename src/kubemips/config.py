@@ -40,6 +40,11 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "KUBEMIPS_REGISTRY_CA": "registry.ca-file",
 }
 
+VERSION_VAR = "VERSION"
+"""Upstream's image Makefiles take the version to build as VERSION (`make VERSION=...`):
+here it is the default of `--version` for the building tasks that have that flag.  It is
+no file setting (a version belongs to one component, and component files pin theirs)."""
+
 
 @dataclass(frozen=True)
 class _Key:
@@ -111,6 +116,8 @@ class Settings:
     cluster_plan: netplan.AddressPlan = field(default_factory=netplan.default)
     """Addresses of the local cluster (`invoke cluster-up`)."""
     cluster_timeout: int = 600
+    version: str = ""
+    """From $VERSION: the version of the one component a build names, unless --version is given."""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     """Where each value came from ("default", file path, env var, "flag"), for `show-config`."""
 
@@ -216,6 +223,9 @@ def load(
     for dotted, (value, src) in _from_env(env).items():
         values[dotted] = value
         sources[dotted] = src
+    version = env.get(VERSION_VAR, "").strip()
+    if version:
+        sources["build.version"] = f"${VERSION_VAR}"
     for dotted, value in (flags or {}).items():
         if value is None:
             continue
@@ -298,6 +308,7 @@ def load(
         ca_file=ca_file,
         cluster_plan=plan,
         cluster_timeout=timeout,
+        version=version,
         sources=sources,
     )
 

@@ -1,4 +1,18 @@
-"""Progress output: timestamped lines, timed steps, CI fold groups and closing tables.
+"""Progress and results: the one output module.
+
+Progress (steps, what each node does, warnings) goes to stderr; results (plans, tables,
+digests, report paths) go to stdout, so `kubemips build 2>/dev/null` prints only results
+and `--json` output pipes on untouched.
+
+How progress looks is the progress mode (`--progress`):
+
+- ``plain``: timestamped lines, one per event, ``[done/total]`` when a step finishes and
+  a heartbeat line for steps still running after a minute (CI logs);
+- ``tty``: the same lines above a status line redrawn in place that counts finished
+  steps and shows each running one with its elapsed time (a terminal);
+- ``quiet``: no progress, only warnings and results;
+- ``auto`` (default): ``tty`` when stderr is a terminal (and TERM is not ``dumb``),
+  ``plain`` otherwise.  ``KUBEMIPS_PROGRESS`` sets the default; NO_COLOR is honoured.
 
 Builds run nodes in parallel threads, so every write takes a lock; lines carry the node
 they belong to so interleaved output stays readable.
@@ -10,30 +24,80 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
-_lock = threading.Lock()
+from .errors import ConfigError
+
+MODES = ("auto", "tty", "plain", "quiet")
+HEARTBEAT_SECONDS = 60.0
+"""In plain mode, a step still running says so this often (long compiles print nothing)."""
+
+_lock = threading.RLock()
 _start = time.monotonic()
 verbose = os.environ.get("KUBEMIPS_VERBOSE", "") not in ("", "0")
+_mode = "plain"
+_status_shown = False  # tty mode: a status line is on screen below the last progress line
+
+
+def resolve_mode(requested: str, *, stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> str:
+    """``requested`` (or $KUBEMIPS_PROGRESS when empty) with ``auto`` resolved for ``stream``."""
+    env = os.environ if env is None else env
+    mode = (requested or env.get("KUBEMIPS_PROGRESS", "") or "auto").strip().lower()
+    if mode not in MODES:
+        raise ConfigError(f"--progress {mode!r}: expected one of {', '.join(MODES)}")
+    if mode == "auto":
+        out = stream or sys.stderr
+        terminal = hasattr(out, "isatty") and out.isatty() and env.get("TERM", "") != "dumb"
+        mode = "tty" if terminal else "plain"
+    return mode
+
+
+def configure(progress: str = "") -> str:
+    """Set the progress mode for this process (see the module docstring); returns it."""
+    global _mode
+    _mode = resolve_mode(progress)
+    return _mode
+
+
+def mode() -> str:
+    return _mode
+
+
+def _color() -> bool:
+    return _mode == "tty" and os.environ.get("NO_COLOR", "") == ""
+
+
+def _clear_status(out: TextIO) -> None:
+    global _status_shown
+    if _status_shown:
+        out.write("\r\x1b[2K")
+        _status_shown = False
 
 
 def _emit(text: str, stream: TextIO | None = None) -> None:
-    out = stream or sys.stdout
+    out = stream or sys.stderr
     elapsed = time.monotonic() - _start
     with _lock:
+        if out is sys.stderr:
+            _clear_status(out)
         for line in text.splitlines() or [""]:
             out.write(f"[{elapsed:7.1f}s] {line}\n")
+        if out is sys.stderr:
+            _draw_status(out)
         out.flush()
 
 
 def info(text: str) -> None:
-    _emit(text)
+    """A progress line (stderr; none in quiet mode)."""
+    if _mode != "quiet":
+        _emit(text)
 
 
 def warn(text: str) -> None:
-    """Warnings go to stderr, so output piped on stays results and progress."""
+    """Warnings go to stderr in every mode."""
     sys.stdout.flush()
     _emit(f"warning: {text}", sys.stderr)
 
@@ -41,7 +105,7 @@ def warn(text: str) -> None:
 def command(text: str) -> None:
     """Echo a command about to run (only with KUBEMIPS_VERBOSE=1: builds run many)."""
     if verbose:
-        _emit(f"+ {text}")
+        info(f"+ {text}")
 
 
 def _in_github() -> bool:
@@ -51,30 +115,138 @@ def _in_github() -> bool:
 @contextmanager
 def step(title: str) -> Iterator[None]:
     """A timed step; a fold group on GitHub Actions."""
-    if _in_github():
+    folded = _in_github() and _mode != "quiet"
+    if folded:
         with _lock:
-            print(f"::group::{title}", flush=True)
-    _emit(f"==> {title}")
+            sys.stderr.write(f"::group::{title}\n")
+    info(f"==> {title}")
     began = time.monotonic()
     try:
         yield
     finally:
         took = time.monotonic() - began
-        if _in_github():
+        if folded:
             with _lock:
-                print("::endgroup::", flush=True)
-        _emit(f"<== {title} ({took:.1f}s)")
+                sys.stderr.write("::endgroup::\n")
+        info(f"<== {title} ({took:.1f}s)")
+
+
+class Tracker:
+    """Counts a run's steps: ``[done/total]`` as each finishes, what is running meanwhile.
+
+    In tty mode the running steps are the status line; in plain mode a step running
+    longer than :data:`HEARTBEAT_SECONDS` gets a line saying so, once per period."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.running: dict[str, float] = {}
+        self._beats: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, name: str) -> None:
+        with _lock:
+            self.running[name] = time.monotonic()
+            self._beats[name] = 0
+        self._redraw()
+
+    def finish(self, name: str, status: str, seconds: float, *, ok: bool = True) -> str:
+        """Record a finished step; returns (and, unless quiet, emits) its count line."""
+        with _lock:
+            self.running.pop(name, None)
+            self._beats.pop(name, None)
+            self.done += 1
+            self.failed += 0 if ok else 1
+            line = f"[{self.done}/{self.total}] {name}: {status} ({seconds:.1f}s)"
+        info(line)
+        return line
+
+    def status_line(self, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        with _lock:
+            running = ", ".join(f"{n} {now - t:.0f}s" for n, t in sorted(self.running.items(), key=lambda kv: kv[1]))
+            failed = f", {self.failed} failed" if self.failed else ""
+        return f"[{self.done}/{self.total}{failed}] " + (f"running: {running}" if running else "waiting")
+
+    def heartbeats(self, now: float | None = None) -> list[str]:
+        """Plain mode: one line per step that crossed another heartbeat period since the last call."""
+        now = time.monotonic() if now is None else now
+        lines = []
+        with _lock:
+            for name, began in sorted(self.running.items()):
+                periods = int((now - began) // HEARTBEAT_SECONDS)
+                if periods > self._beats.get(name, 0):
+                    self._beats[name] = periods
+                    lines.append(f"[{self.done}/{self.total}] {name}: still running ({now - began:.0f}s)")
+        return lines
+
+    def _redraw(self) -> None:
+        if _mode == "tty":
+            with _lock:
+                _clear_status(sys.stderr)
+                _draw_status(sys.stderr)
+                sys.stderr.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            if _mode == "tty":
+                self._redraw()
+            elif _mode == "plain":
+                for line in self.heartbeats():
+                    info(line)
+
+    def __enter__(self) -> Tracker:
+        global _tracker
+        _tracker = self
+        if _mode in ("tty", "plain"):
+            self._thread = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _tracker
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with _lock:
+            _clear_status(sys.stderr)
+            _tracker = None
+            sys.stderr.flush()
+
+
+_tracker: Tracker | None = None
+
+
+def _draw_status(out: TextIO) -> None:
+    global _status_shown
+    if _mode != "tty" or _tracker is None:
+        return
+    text = _tracker.status_line()
+    try:
+        columns = os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        columns = 0
+    text = text[: (columns or 100) - 1]  # a new pseudo-terminal says 0 columns
+    out.write(f"\x1b[1m{text}\x1b[0m" if _color() else text)
+    _status_shown = True
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: wide characters (✅, ❌) take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain fixed-width text table."""
-    widths = [len(h) for h in headers]
+    widths = [width(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], width(cell))
 
     def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(widths[i]) for i, c in enumerate(cells)).rstrip()
+        return "  ".join(c + " " * (widths[i] - width(c)) for i, c in enumerate(cells)).rstrip()
 
     lines = [fmt(headers), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows]
@@ -82,9 +254,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def print_block(text: str) -> None:
+    """A result: stdout, in every progress mode."""
     with _lock:
+        _clear_status(sys.stderr)
+        sys.stderr.flush()
         sys.stdout.write(text.rstrip() + "\n")
         sys.stdout.flush()
+        _draw_status(sys.stderr)
+        sys.stderr.flush()
+
+
+def result(text: str) -> None:
+    """A one-line result (a path written, a list published): stdout, in every mode."""
+    print_block(text)
 
 
 def human_size(n: int) -> str:

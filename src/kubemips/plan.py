@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .arch import Arch
 from .catalog import Catalog
@@ -70,6 +71,25 @@ class Plan:
                 what = f"list  {registry}/{node.image.repo}:{node.tag} [{', '.join(a.platform for a in node.arches)}]"
             lines.append(f"{i:3d}. {what}{needs}")
         return "\n".join(lines)
+
+    def as_json(self, registry: str) -> dict[str, Any]:
+        """The plan as data (`build --dry-run --json`): steps in dependency order."""
+        steps: list[dict[str, Any]] = []
+        for node in self.nodes:
+            step: dict[str, Any] = {
+                "id": node.id,
+                "kind": "image" if isinstance(node, ImageNode) else "list",
+                "image": node.image.name,
+                "component": node.comp.name,
+                "ref": f"{registry}/{node.image.repo}:{node.tag}",
+                "after": list(self.deps.get(node.id, [])),
+            }
+            if isinstance(node, ImageNode):
+                step.update(arch=node.arch.name, platform=node.arch.platform, build=node.comp.kind)
+            else:
+                step["platforms"] = [a.platform for a in node.arches]
+            steps.append(step)
+        return {"registry": registry, "requested": list(self.requested), "steps": steps}
 
 
 def closure(names: Sequence[str], catalog: Catalog) -> list[str]:

@@ -163,10 +163,29 @@ class MergeResult:
     status: str
 
 
+def incomplete(by_image: dict[str, dict[Arch, Record]], arches: tuple[Arch, ...]) -> dict[str, str]:
+    """Images whose records lack a configured arch: image -> "IMAGE lacks PLATFORM, ..."."""
+    return {
+        image: f"{image} lacks {', '.join(a.platform for a in arches if a not in got)}"
+        for image, got in sorted(by_image.items())
+        if any(a not in got for a in arches)
+    }
+
+
 def merge(
-    settings: Settings, reg: Registry, catalog: Catalog, records: list[Record], *, allow_partial: bool = False
-) -> list[MergeResult]:
-    """Check every record, then tag per-arch images and publish verified lists."""
+    settings: Settings,
+    reg: Registry,
+    catalog: Catalog,
+    records: list[Record],
+    *,
+    allow_partial: bool = False,
+    complete_only: bool = False,
+) -> tuple[list[MergeResult], list[str]]:
+    """Check every record, then tag per-arch images and publish verified lists.
+
+    An image lacking a configured arch stops the whole merge, unless ``allow_partial``
+    (publish it without that arch) or ``complete_only`` (publish the complete images,
+    skip it).  Returns the results and the skipped images' descriptions."""
     if not records:
         raise KubemipsError("no digest records to merge")
     by_image: dict[str, dict[Arch, Record]] = {}
@@ -185,16 +204,20 @@ def merge(
             )
         seen[arch] = rec
 
-    missing = [
-        f"{image} lacks {', '.join(a.platform for a in settings.arches if a not in got)}"
-        for image, got in sorted(by_image.items())
-        if any(a not in got for a in settings.arches)
-    ]
+    lacking = incomplete(by_image, settings.arches)
+    missing = list(lacking.values())
+    skipped: list[str] = []
+    if missing and complete_only:
+        for image, why in lacking.items():
+            del by_image[image]
+            skipped.append(why)
+            log.warn(f"not publishing {image}'s list: {why.removeprefix(image + ' ')}")
+        missing = []
     if missing and not allow_partial:
         raise KubemipsError(
             "refusing to publish lists without every configured arch (nothing was published): "
             + "; ".join(missing)
-            + ". Build the missing entries, or pass --allow-partial."
+            + ". Build the missing entries, or pass --complete-only or --allow-partial."
         )
     for m in missing:
         log.warn(f"publishing a partial list: {m}")
@@ -225,4 +248,4 @@ def merge(
         arches = sorted(a.name for a in got)
         log.info(f"{status} {reg.ref(repo, tag)} [{', '.join(arches)}], verified")
         results.append(MergeResult(repo, tag, arches, digest, status))
-    return results
+    return results, skipped

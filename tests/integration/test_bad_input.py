@@ -105,16 +105,16 @@ def test_interrupt_after_a_push_moves_no_tag(cli: Cli, tmp_path: Path, signum: s
         env = cli.environ({"REGISTRY": server.listen, "KUBEMIPS_CACHE": str(tmp_path / "cache")})
         argv = [str(BIN / "invoke"), "-r", str(REPO), "build", "--what", "pause", "--arch", "amd64,mips64el"]
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
+        assert proc.stderr is not None
         seen = []
-        for line in proc.stdout:
+        for line in proc.stderr:  # progress
             seen.append(line)
             if "] pushed pause@" in line:
                 proc.send_signal(signum)
                 break
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 130, "".join(seen) + out + err
-        assert err.strip().splitlines()[-1].startswith("interrupted"), err
+        assert err.strip().splitlines()[-1].startswith("interrupted"), "".join(seen) + err
         assert "Traceback" not in out + err
         reg = server.client()
         for tag in ("3.1", "3.1-linux-amd64", "3.1-linux-mips64le"):

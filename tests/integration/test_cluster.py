@@ -246,7 +246,7 @@ def test_cluster_up_pod_service_containment_and_down(host_ready: None, outside: 
 
         # A second cluster-up verifies and prints, quickly.
         again = invoke("cluster-up", cache=cache)
-        assert "verifying the running cluster" in again.stdout and f"KUBECONFIG={kubeconfig}" in again.stdout
+        assert "verifying the running cluster" in again.stderr and f"KUBECONFIG={kubeconfig}" in again.stdout
 
         # A pod from the registry behind a Service, reached from the host through its ClusterIP.
         manifest = tmp_path / "netexec.yaml"

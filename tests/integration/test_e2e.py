@@ -142,13 +142,23 @@ def test_e2e_list_and_coverage_name_the_whole_catalog(
     assert "gcr.io/kubernetes-e2e-test-images/agnhost:2.6" in listing
     assert "docker.io/library/redis:5.0.5-alpine" in listing and f"{cli.registry}/redis:5.0.5-alpine" in listing
     assert "deliberately invalid" in listing and "out of scope: Windows" in listing
-    md = tmp_path / "coverage.md"
-    cli.invoke("e2e-coverage", "--markdown", str(md))
-    rows = [line for line in md.read_text().splitlines() if line.startswith("| ") and not line.startswith("| image")]
-    assert len(rows) == 2 * 46  # every catalog entry, for each arch
-    redis = [r for r in rows if r.startswith("| redis:5.0.5-alpine |")]
-    assert len(redis) == 2 and all("| yes |" in r and "redis-server=" in r for r in redis)
-    assert any(r.startswith("| cuda-vector-add:1.0 | mips64el | not provided |") for r in rows)
+    md, page, summary = tmp_path / "coverage.md", tmp_path / "coverage.html", tmp_path / "step-summary.md"
+    proc = cli.invoke(
+        "e2e-coverage", "--json", "--markdown", str(md), "--html", str(page), env={"GITHUB_STEP_SUMMARY": str(summary)}
+    )
+    report = json.loads(proc.stdout)
+    assert len(report["images"]) == 46 and report["arches"] == ["amd64", "mips64el"]  # every catalog entry
+    redis = next(i for i in report["images"] if i["image"] == "redis:5.0.5-alpine")
+    assert all(a["status"] == "present" and "redis-server=" in a["content"] for a in redis["arches"].values())
+    cuda = next(i for i in report["images"] if i["image"] == "cuda-vector-add:1.0")
+    assert cuda["arches"]["mips64el"]["status"] == "not provided" and cuda["why_not"]
+    grid = md.read_text().split("## Details")[0]
+    redis_line = next(line for line in grid.splitlines() if line.startswith("| `redis:5.0.5-alpine` |"))
+    assert redis_line.count("✅") == 2 and "| `cuda-vector-add:1.0` | — | — |" in grid
+    assert summary.read_text() == md.read_text() + "\n"
+    assert "<!DOCTYPE html>" in page.read_text() and "redis:5.0.5-alpine" in page.read_text()
+    table = cli.invoke("e2e-coverage").stdout
+    assert "redis:5.0.5-alpine" in table and "✅" in table and "pairs are in the registry" in table
 
 
 def _project(tmp_path: Path) -> Path:

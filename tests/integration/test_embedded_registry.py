@@ -23,7 +23,7 @@ def test_build_starts_embedded_registry_then_stop(cli: Cli, tmp_path: Path) -> N
         status = cli.invoke("registry-status", env=env)
         assert "not answering" in status.stdout
         built = cli.build("--what", "pause", "--arch", "mips64el", env=env)
-        assert f"started embedded registry on {listen}" in built.proc.stdout
+        assert f"started embedded registry on {listen}" in built.proc.stderr  # progress
         assert built.report["registry"] == listen
         assert server.answers()
         assert set(server.client().tags("pause")) == {"3.1", "3.1-linux-mips64le"}

@@ -127,3 +127,12 @@ def test_registry_ca_file_from_file_or_environment(tmp_path: Path) -> None:
     assert s.ca_file == ca and s.sources["registry.ca-file"] == "$KUBEMIPS_REGISTRY_CA"
     with pytest.raises(ConfigError, match=r"\$KUBEMIPS_REGISTRY_CA: 'registry.ca-file': no such file"):
         load(tmp_path, env={"KUBEMIPS_REGISTRY_CA": str(tmp_path / "missing.pem")})
+
+
+def test_version_comes_from_the_environment_only(tmp_path: Path) -> None:
+    s = load(tmp_path, env={"VERSION": " 3.2 ", "WHAT": "pause,etcd"})
+    assert s.version == "3.2" and s.sources["build.version"] == "$VERSION"
+    assert s.default_what == ("pause", "etcd") and s.sources["build.default-what"] == "$WHAT"
+    assert load(tmp_path).version == ""
+    with pytest.raises(ConfigError, match="unknown key 'version'"):
+        load(tmp_path, "[build]\nversion = '3.2'\n")

@@ -50,3 +50,17 @@ def test_stages_of_a_chain(tmp_path: Path) -> None:
     write_component(tmp_path, "c", simple("c", base="b"))
     catalog = load_catalog(tmp_path)
     assert shard.stages(catalog, ["c"]) == {"a": 0, "b": 1, "c": 2}
+
+
+def test_incomplete_images_are_named_with_the_missing_platforms() -> None:
+    amd64, mips = parse_arches("amd64,mips64el")
+
+    def rec(image: str, arch: str) -> shard.Record:
+        return shard.Record(image, arch, "", "sha256:" + "a" * 64, 1, "1.0", "r:5000")
+
+    by_image = {
+        "pause": {amd64: rec("pause", "amd64"), mips: rec("pause", "mips64el")},
+        "etcd": {amd64: rec("etcd", "amd64")},
+    }
+    assert shard.incomplete(by_image, (amd64, mips)) == {"etcd": "etcd lacks linux/mips64le"}
+    assert shard.incomplete(by_image, (amd64,)) == {}
