@@ -17,7 +17,7 @@ from typing import Any
 from . import components, config, conformance, coverage, interrupt, localregistry, log, manifests, oci, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
-from .builders.golang import source_names
+from .builders.golang import source_names, uses_go_source
 from .bundle import export_bundles
 from .catalog import Catalog, load_catalog
 from .config import Settings
@@ -204,7 +204,7 @@ def build(
         # ...and so does the component that tree is the source of (hyperkube).
         providers = {n.comp.build.get("go-source") for n in plan.nodes if n.comp.e2e}
         for node in plan.nodes:
-            if (node.comp.e2e and node.comp.build.get("binaries")) or node.comp.name in providers:
+            if (node.comp.e2e and uses_go_source(node.comp)) or node.comp.name in providers:
                 sources[node.comp.name] = {"main": tree}
     check_sources(plan, sources)
     sharded = bool(digests_dir)

@@ -71,9 +71,11 @@ def load_folder(root: Path, folder: Path) -> Component:
     bases = parse_baseimage(folder / "BASEIMAGE") if (folder / "BASEIMAGE").exists() else {}
     build: dict[str, Any] = {}
     if "go" in meta:
-        go = check_table(f"{folder / META}: [go]", meta["go"], _GO, required=("binaries",))
+        go = check_table(f"{folder / META}: [go]", meta["go"], _GO)
+        if not go.get("binaries") and not go.get("tree-files"):
+            raise ConfigError(f"{folder / META}: [go] needs binaries or tree-files (files taken from the Go source)")
         build = {
-            "binaries": go["binaries"],
+            "binaries": go.get("binaries", []),
             "ldflags": go.get("ldflags", []),
             "go-source": go.get("source", "hyperkube"),
         }
@@ -161,7 +163,7 @@ def resolve_bases(
                 )
             if parents:
                 image = replace(image, base=parents.pop())
-            if comp.build.get("binaries"):
+            if comp.build.get("binaries") or comp.build.get("tree-files"):
                 # Go sources live in the Kubernetes tree: the named component's pinned source.
                 provider = comps.get(comp.build["go-source"])
                 if provider is None:

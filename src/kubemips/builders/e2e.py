@@ -23,7 +23,7 @@ from ..errors import BuildError, ConfigError
 from ..schema import check_table
 from .base import BaseImage, BuildContext, Builder, BuildOutput
 from .dockerfile import DockerfileBuilder, archive_inputs, build_and_export, tree_digest
-from .golang import BINARY_KEYS, GoBuilder
+from .golang import BINARY_KEYS, GoBuilder, uses_go_source
 
 _GO = GoBuilder()
 
@@ -66,7 +66,7 @@ class E2EDockerfileBuilder(DockerfileBuilder):
         return comp.directory, "Dockerfile"
 
     def fetch(self, comp: Component, ctx: BuildContext) -> None:
-        if comp.build.get("binaries"):
+        if uses_go_source(comp):
             _GO.fetch(comp, ctx)
 
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
@@ -76,7 +76,7 @@ class E2EDockerfileBuilder(DockerfileBuilder):
             "engine": ctx.engines.for_arch(arch).server_version(),
             "archive": archive_inputs(arch, ctx),
         }
-        if comp.build.get("binaries"):
+        if uses_go_source(comp):
             go = _GO.inputs(comp, image, arch, ctx)
             doc["go"] = {k: go[k] for k in ("go", "sources", "binaries", "tree-files") if k in go}
         return doc
@@ -91,7 +91,7 @@ class E2EDockerfileBuilder(DockerfileBuilder):
         if context.exists():
             shutil.rmtree(context)
         shutil.copytree(comp.directory, context, ignore=shutil.ignore_patterns("kubemips.toml"))
-        if comp.build.get("binaries"):
+        if uses_go_source(comp):
             artifacts = _GO._compile(comp, arch, ctx)
             for binary in artifacts.iterdir():
                 shutil.copy2(binary, context / binary.name)

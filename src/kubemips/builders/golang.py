@@ -49,8 +49,16 @@ def wanted_binaries(comp: Component) -> list[dict[str, Any]]:
 
 
 def source_names(comp: Component) -> list[str]:
-    """The sources the component's applicable binaries compile from, sorted."""
-    return sorted({b["source"] for b in wanted_binaries(comp)})
+    """The sources the component's applicable binaries compile from, or its tree-files
+    come from, sorted."""
+    files = {f.get("source", "main") for f in comp.build.get("tree-files") or [] if isinstance(f, dict)}
+    return sorted({b["source"] for b in wanted_binaries(comp)} | files)
+
+
+def uses_go_source(comp: Component) -> bool:
+    """Whether the build needs the component's Go source: binaries to compile, or files
+    the upstream image copies from that tree."""
+    return bool(source_names(comp))
 
 
 class GoBuilder(Builder):
