@@ -14,16 +14,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import components, config, conformance, coverage, interrupt, localregistry, log, manifests, oci, shard
+from . import auth, components, config, conformance, coverage, interrupt, localregistry, log, manifests, oci, shard
 from .arch import parse_arch, parse_arches
 from .build import ImageResult, Report, Runner, raise_for_failures, report_json, summary
 from .builders.golang import source_names, uses_go_source
 from .bundle import export_bundles
 from .catalog import Catalog, load_catalog
 from .config import Settings
-from .engine import Engines
-from .errors import ConfigError, Interrupted, KubemipsError
+from .engine import Engines, RegistryAuth
+from .errors import ConfigError, Interrupted, KubemipsError, file_error
 from .mirror import copy_missing
+from .outputs import output_dir, output_file
 from .plan import Plan, make_plan
 from .registry import Registry, split_ref
 from .verify import verify_list
@@ -93,6 +94,15 @@ def open_registry(s: Settings, *, start: bool = True) -> Registry:
     reg = Registry.configured(s)
     reg.ping()
     return reg
+
+
+def engines(s: Settings) -> Engines:
+    """The Docker engines of a build, sending the configured registry its credentials when
+    they pull from it (the embedded registry asks for none)."""
+    if s.embedded:
+        return Engines(s.engines)
+    host = s.registry.split("/", 1)[0]
+    return Engines(s.engines, registry_auth=RegistryAuth(host, auth.CredentialLookup(host)))
 
 
 def catalog(s: Settings) -> Catalog:
@@ -217,20 +227,30 @@ def build(
             log.print_block(plan.describe(s.registry))
             log.print_block("dry run: nothing built, pushed or started")
         return None
+    # Where the results go is checked before anything is built or pushed.
+    path = output_file("--report", Path(report_path)) if report_path else s.cache_dir / "reports" / "last-build.json"
+    if sharded:
+        output_dir("--digests-dir", Path(digests_dir))
     arches = ", ".join(a.name for a in s.arches)
     mode = " (push by digest)" if sharded else ""
     with log.step(f"build {', '.join(plan.requested)} for {arches} into {s.registry}{mode}"):
         reg = open_registry(s)
         preset = provided_bases(s, reg, plan, Path(digests_dir)) if sharded else {}
-        runner = Runner(s, reg, Engines(s.engines), force=force, smoke=smoke, sources=sources, tag_images=not sharded)
+        runner = Runner(s, reg, engines(s), force=force, smoke=smoke, sources=sources, tag_images=not sharded)
         runner.prepare(plan)
         report = runner.run(plan, preset=preset)
         if sharded:
             shard.write_records(Path(digests_dir), report, s.registry)
-    path = Path(report_path) if report_path else s.cache_dir / "reports" / "last-build.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = report_json(report, reg)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = report_json(report, reg)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        error = file_error(exc, path, doing="writing the build report")
+        if report.fault is None:
+            raise error from None
+        log.warn(f"no report: {error}")  # the fault that stopped the run is the message
+        data = report_json(report, reg)
     if as_json:
         print_json({**data, "report": str(path)})
     else:
@@ -317,6 +337,7 @@ DEFAULT_RUNNER = "ubuntu-24.04"
 
 def write_github_output(s: Settings, what: str, path: Path, stages: int) -> None:
     """``stageN=<matrix json>`` lines for a workflow with ``stages`` build stages."""
+    output_file("--github-output", path)
     full = matrix(s, what)
     deepest = max((e["stage"] for e in full["include"]), default=0)
     if deepest >= stages:
@@ -349,6 +370,8 @@ def e2e_list(s: Settings, k8s: str) -> None:
 
 
 def e2e_repo_list(s: Settings, k8s: str, out: Path | None) -> Path:
+    if out is not None:
+        output_file("--out", out)
     cc = e2e_catalog(s, k8s)
     path = out or s.cache_dir / f"kube-test-repo-list-{k8s}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -371,6 +394,10 @@ def e2e_coverage(
 ) -> None:
     """The image x arch coverage: terminal table (or JSON), Markdown and HTML files, and
     GitHub's job summary ($GITHUB_STEP_SUMMARY) when set."""
+    if markdown is not None:
+        output_file("--markdown", markdown)
+    if html is not None:
+        output_file("--html", html)
     cc = e2e_catalog(s, k8s)
     reg = open_registry(s, start=False)
     rows = conformance.coverage(cc, catalog(s), reg, s.arches, s.cache_dir / "smoke")
@@ -396,6 +423,7 @@ def e2e_coverage(
 
 
 def render_manifests(s: Settings, k8s: str, out: Path) -> list[Path]:
+    output_dir("--out", out)
     rendered = manifests.render(s.root, s.registry, k8s, catalog(s))
     paths = manifests.write(rendered, out)
     for path in paths:

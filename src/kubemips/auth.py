@@ -190,14 +190,14 @@ def engine_auth_config(host: str, *, env: Mapping[str, str] | None = None) -> di
 
     Same lookup as the registry client (environment first, then the Docker config), so an
     engine pull authenticates exactly as the pushes did; None when there is nothing to send.
-    Use: ``client.api.pull(repo, tag=..., auth_config=engine_auth_config(host))``; for a
-    build that pulls FROM the registry, ``client.api.build`` sends the Docker SDK's
-    in-memory auth configs: ``client.api._auth_configs.add_auth(host, config)``, or
-    ``{host: config}`` as the ``X-Registry-Config`` header.
+    A build's engines get it through :class:`kubemips.engine.RegistryAuth`.
     """
     creds = lookup(host, env=env)
-    if creds is None:
-        return None
+    return engine_config(creds, host) if creds is not None else None
+
+
+def engine_config(creds: Credentials, host: str) -> dict[str, str]:
+    """``creds`` in the form the Docker engine takes them for registry ``host``."""
     if creds.identity_token:
         return {"identitytoken": creds.identity_token, "serveraddress": host}
     return {"username": creds.username, "password": creds.password, "serveraddress": host}

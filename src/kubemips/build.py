@@ -9,9 +9,11 @@ a config label, so a node whose key the registry already holds is not rebuilt.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import os
 import tarfile
 import time
 import traceback
@@ -27,7 +29,17 @@ from .builders import BaseImage, BuildContext, BuildOutput, builder_for
 from .components import ImageDef
 from .config import Settings
 from .engine import Engines
-from .errors import BuildError, KubemipsError, SmokeError
+from .errors import (
+    BuildError,
+    CommandError,
+    DiskFull,
+    Interrupted,
+    KubemipsError,
+    RunFault,
+    SmokeError,
+    file_error,
+    free_space,
+)
 from .host import check_emulation
 from .plan import ImageNode, ListNode, Node, Plan
 from .publish import publish_list
@@ -79,6 +91,8 @@ class Report:
     """Node ids in plan order: results are reported in this order, not completion order."""
     results: dict[str, Result] = field(default_factory=dict)
     seconds: float = 0.0
+    fault: RunFault | None = None
+    """What stopped the run early (the registry gone, the disk full), if anything did."""
 
     def _ordered(self) -> list[Result]:
         return [self.results[i] for i in self.order if i in self.results]
@@ -356,6 +370,27 @@ class Runner:
         return kept
 
     # -- walk ---------------------------------------------------------------------------
+    def _classify(self, exc: KubemipsError | OSError, node: Node) -> KubemipsError:
+        """The error to report for a failed step: a file-system fault as one naming its path,
+        a tool that met a full disk as the disk full, and any failure while the registry
+        has stopped answering as the registry's (a run fault, which stops the run)."""
+        if isinstance(exc, OSError):
+            return file_error(exc, self.settings.cache_dir, doing=f"{node.id}")
+        if isinstance(exc, CommandError):
+            said = [line.strip() for line in exc.output.splitlines() if os.strerror(errno.ENOSPC) in line]
+            if said:
+                cache = self.settings.cache_dir
+                return DiskFull(f"{exc.what}: {cache}: No space left on device ({said[-1]}); {free_space(cache)}")
+        if isinstance(exc, (RunFault, Interrupted)):
+            return exc
+        try:
+            self.registry.ping(what=f"checked after {node.id} failed: {_first_line(str(exc))}")
+        except RunFault as gone:
+            return gone
+        except KubemipsError:
+            pass
+        return exc
+
     def prepare(self, plan: Plan) -> None:
         """Before the first push: every prerequisite the plan needs, every source fetched.
 
@@ -373,7 +408,9 @@ class Runner:
         )
         for arch in arches:
             if needs_engine:
-                self.engines.for_arch(arch).client  # noqa: B018 -- connects, or names the address
+                engine = self.engines.for_arch(arch)
+                for orphan in engine.remove_orphans():  # connects, or names the address
+                    log.info(f"removed smoke-check container {orphan[:12]} of a run that did not finish")
             if not self.engines.is_native(arch):
                 check_emulation(arch)
         seen: set[str] = set()
@@ -406,7 +443,10 @@ class Runner:
                     res = self.build_image(node, results)
                 else:
                     res = self.publish_list(node, results)
-            except KubemipsError as exc:
+            except (KubemipsError, OSError) as raised:
+                exc = self._classify(raised, node)
+                if isinstance(exc, RunFault) and report.fault is None:
+                    report.fault = exc
                 res = blocked(node, str(exc))
                 res.status = "failed" if isinstance(node, ImageNode) else "not published"
                 if isinstance(res, ImageResult) and isinstance(exc, SmokeError):
@@ -427,9 +467,10 @@ class Runner:
         tracker = log.Tracker(len(plan.nodes))
         with tracker, ThreadPoolExecutor(max_workers=self.settings.jobs, thread_name_prefix="node") as pool:
             while pending or running:
-                if interrupt.requested():
+                stop = "interrupted" if interrupt.requested() else "the run stopped" if report.fault else ""
+                if stop:
                     for node in pending:  # start nothing new; running nodes stop at their next check
-                        skip(node, "not attempted: interrupted")
+                        skip(node, f"not attempted: {stop}")
                     pending.clear()
                 for node in list(pending):
                     deps = plan.deps.get(node.id, [])
@@ -511,7 +552,18 @@ def report_json(report: Report, registry: Registry) -> dict[str, Any]:
     }
 
 
+def _first_line(text: str, limit: int = 300) -> str:
+    line = (text.strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def raise_for_failures(report: Report) -> None:
+    if report.fault is not None:
+        names = ", ".join(r.node.id for r in report.failures)
+        raise type(report.fault)(
+            f"{report.fault}\nThe build stopped there: {len(report.failures)} step(s) did not complete ({names}); "
+            "no tag or list was moved to anything unverified."
+        )
     if report.failures:
         names = ", ".join(r.node.id for r in report.failures)
         raise BuildError(f"{len(report.failures)} step(s) did not complete: {names} (details above)")

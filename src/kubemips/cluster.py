@@ -37,6 +37,7 @@ from typing import Any
 from . import cmd, e2erun, interrupt, log
 from .arch import Arch
 from .errors import ClusterError, CommandError, Interrupted, KubemipsError, PrerequisiteError
+from .host import pid_alive
 from .netplan import CNI_BRIDGE, NODE_INTERFACE, AddressPlan
 
 # -- where things live ---------------------------------------------------------------------
@@ -798,7 +799,7 @@ class Supervised:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) and self._is_ours(pid) else None
+        return pid if pid_alive(pid) and self._is_ours(pid) else None
 
     def start(self, argv: Sequence[str]) -> int:
         with self.log_file.open("a") as f:
@@ -829,7 +830,7 @@ class Supervised:
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
         while pids and time.monotonic() < deadline:
-            pids = {p for p in pids if _pid_alive(p)}
+            pids = {p for p in pids if pid_alive(p)}
             time.sleep(0.2)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -843,21 +844,6 @@ _HINTS = {
     "components/hyperkube/patches/kubelet-cadvisor-without-cgo.patch; rebuild it (`invoke build-hyperkube`) "
     "or give a fixed one with --node-binaries",
 }
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            return False
-    return True
 
 
 def kubelet(lay: Layout) -> Supervised:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import log
 from .arch import Arch
+from .auth import Credentials, engine_config
 from .errors import BuildError, PrerequisiteError, SmokeError
+from .host import pid_alive
 
 
 @dataclass(frozen=True)
@@ -29,13 +32,41 @@ class RunResult:
     output: str
 
 
+SMOKE_LABEL = "org.kubemips.smoke"
+"""Label of every container a smoke check creates: ``HOSTNAME:PID`` of the run that made it."""
+
+
+class RegistryAuth:
+    """What the engine sends one registry when it pulls from it (smoke checks, ``FROM``).
+
+    ``lookup`` gives the credentials for ``host`` (looked up once, at the first pull or
+    build); no other host gets them.
+    """
+
+    def __init__(self, host: str, lookup: Callable[[], Credentials | None]) -> None:
+        self.host = host
+        self._lookup = lookup
+
+    def config_for(self, host: str) -> dict[str, str] | None:
+        """The Docker SDK's ``auth_config`` for ``host``, or None (then the engine is anonymous
+        or uses the Docker config, as ``docker pull`` would)."""
+        if host != self.host:
+            return None
+        creds = self._lookup()
+        return engine_config(creds, host) if creds is not None else None
+
+    def __repr__(self) -> str:
+        return f"RegistryAuth({self.host!r})"
+
+
 class Engine:
     """A Docker daemon reached through DOCKER_HOST (or the default socket)."""
 
     _lock = threading.Lock()
 
-    def __init__(self, base_url: str | None = None) -> None:
+    def __init__(self, base_url: str | None = None, *, registry_auth: RegistryAuth | None = None) -> None:
         self.base_url = base_url
+        self.registry_auth = registry_auth
         self._client: Any = None
 
     @property
@@ -56,6 +87,11 @@ class Engine:
                 self._client = client
             return self._client
 
+    def _auth_config(self, ref: str) -> dict[str, str] | None:
+        if self.registry_auth is None:
+            return None
+        return self.registry_auth.config_for(ref.split("/", 1)[0])
+
     def pull(self, ref: str, arch: Arch) -> None:
         import docker.errors
 
@@ -63,7 +99,12 @@ class Engine:
         try:
             # The low-level stream reports pull errors (a malformed image, say) in-band.
             for event in self.client.api.pull(
-                repo, tag=digest or None, platform=arch.platform, stream=True, decode=True
+                repo,
+                tag=digest or None,
+                platform=arch.platform,
+                stream=True,
+                decode=True,
+                auth_config=self._auth_config(ref),
             ):
                 if "error" in event:
                     raise SmokeError(f"docker could not pull {ref}: {event['error']}")
@@ -98,6 +139,7 @@ class Engine:
                 environment=list(env),
                 network_mode="none",
                 platform=arch.platform,
+                labels={SMOKE_LABEL: _owner()},
             )
             if files:
                 container.put_archive("/", _tar(files))
@@ -135,6 +177,7 @@ class Engine:
                 network_mode=f"container:{server.id}",
                 pid_mode=f"container:{server.id}",
                 platform=arch.platform,
+                labels={SMOKE_LABEL: _owner()},
             )
             box.start()
             try:
@@ -152,6 +195,22 @@ class Engine:
             if box is not None:
                 with contextlib.suppress(docker.errors.APIError):
                     box.remove(force=True)
+
+    def remove_orphans(self) -> list[str]:
+        """Remove smoke-check containers left by runs of this machine that are gone (killed
+        before they could clean up); returns their ids.  Those of live runs are kept."""
+        import docker.errors
+
+        host = socket.gethostname()
+        removed = []
+        for container in self.client.containers.list(all=True, filters={"label": SMOKE_LABEL}):
+            owner_host, _, pid = str(container.labels.get(SMOKE_LABEL, "")).rpartition(":")
+            if owner_host != host or not pid.isdigit() or pid_alive(int(pid)):
+                continue
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+                removed.append(container.id)
+        return removed
 
     def server_version(self) -> str:
         return str(self.client.version().get("Version", "unknown"))
@@ -175,6 +234,7 @@ class Engine:
         image_id = ""
         lines: list[str] = []
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._send_registry_auth(buildargs)
         try:
             with log_path.open("w") as logf:
                 stream = self.client.api.build(
@@ -209,6 +269,22 @@ class Engine:
             raise BuildError(f"[{what}] docker build produced no image (log: {log_path})")
         return image_id
 
+    def _send_registry_auth(self, buildargs: Mapping[str, str]) -> None:
+        """Give a build that pulls its base (``FROM ${BASEIMAGE}``) the registry's credentials.
+
+        The SDK sends every auth config it holds with a build (``X-Registry-Config``), read
+        from the Docker config; the registry's, which may come from the environment, is added
+        to them."""
+        base = buildargs.get("BASEIMAGE", "")
+        config = self._auth_config(base) if base and base != "scratch" else None
+        if config is None:
+            return
+        api = self.client.api
+        with self._lock:
+            if not api._auth_configs or api._auth_configs.is_empty:
+                api.reload_config()
+            api._auth_configs.add_auth(config["serveraddress"], config)
+
     def save(self, image_id: str, dest: Path) -> None:
         """``docker save`` of one image into ``dest`` (a tar of config and layer tars)."""
         import docker.errors
@@ -227,22 +303,28 @@ class Engines:
 
     A mips64el machine running dockerd can build and run mips64el natively instead of
     under QEMU: point the arch at it with ``[build] engines`` in kubemips.toml.
+    ``registry_auth``: the credentials every engine sends the registry it pulls from.
     """
 
-    def __init__(self, endpoints: Mapping[Arch, str]) -> None:
+    def __init__(self, endpoints: Mapping[Arch, str], *, registry_auth: RegistryAuth | None = None) -> None:
         self._endpoints = dict(endpoints)
         self._engines: dict[str, Engine] = {}
         self._guard = threading.Lock()
+        self.registry_auth = registry_auth
 
     def for_arch(self, arch: Arch) -> Engine:
         url = self._endpoints.get(arch, "")
         with self._guard:
             if url not in self._engines:
-                self._engines[url] = Engine(url or None)
+                self._engines[url] = Engine(url or None, registry_auth=self.registry_auth)
             return self._engines[url]
 
     def is_native(self, arch: Arch) -> bool:
         return arch in self._endpoints
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _tar(files: Mapping[str, str]) -> bytes:

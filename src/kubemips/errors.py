@@ -6,6 +6,11 @@ exit code.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+from os import PathLike
+
 
 class KubemipsError(Exception):
     """Base of every error the project reports to the user without a traceback."""
@@ -28,6 +33,7 @@ class CommandError(KubemipsError):
         self.argv = argv
         self.returncode = returncode
         self.output = output
+        self.what = what or shlex.join(argv)
         tail = "\n".join(output.rstrip().splitlines()[-25:])
         prefix = f"{what}: " if what else ""
         super().__init__(
@@ -38,6 +44,52 @@ class CommandError(KubemipsError):
 
 class RegistryError(KubemipsError):
     """The registry is unreachable, refused a request, or returned something inconsistent."""
+
+
+class RunFault(KubemipsError):
+    """A fault every later step would meet as well (the registry gone, the cache's disk
+    full): a build starts no more steps and ends with this one message."""
+
+
+class RegistryUnavailable(RegistryError, RunFault):
+    """The registry does not answer: nothing listens, it timed out, or the connection
+    kept dropping.  Names the registry and what was being done."""
+
+
+class FileSystemError(KubemipsError):
+    """A file or directory could not be written or read; names the path and the reason."""
+
+
+class DiskFull(FileSystemError, RunFault):
+    """No space (or quota) left where the run writes; names the path and its free space."""
+
+
+def file_error(exc: OSError, path: str | PathLike[str] | None = None, *, doing: str = "") -> FileSystemError:
+    """The error to report for ``exc``, met while working on ``path`` (named when the
+    OSError names no file itself, as a failed ``write()`` does not)."""
+    where = exc.filename if exc.filename is not None else path
+    reason = exc.strerror or str(exc)
+    action = f" ({doing})" if doing else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"{where}: {reason}{action}; {free_space(where)}")
+    return FileSystemError(f"{where}: {reason}{action}")
+
+
+def free_space(path: object) -> str:
+    """How much room the file system holding ``path`` has left, for a disk-full message."""
+    from .log import human_size
+
+    probe = os.fspath(path) if isinstance(path, (str, PathLike)) else ""
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    try:
+        usage = shutil.disk_usage(probe or ".")
+    except OSError:
+        return "free space there and run again"
+    return (
+        f"{human_size(usage.free)} free of {human_size(usage.total)} on the file system holding {probe}; "
+        "free space there and run again"
+    )
 
 
 class BuildError(KubemipsError):

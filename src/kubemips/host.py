@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from .arch import Arch, host_arch
@@ -29,3 +31,19 @@ def check_emulation(arch: Arch, *, binfmt_dir: Path = BINFMT_DIR) -> None:
         raise PrerequisiteError(
             f"QEMU binfmt entry {entry} lacks the F (fix-binary) flag, so containers cannot use it: {fix}"
         )
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie child is reaped and counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            return False
+    return True

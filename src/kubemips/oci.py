@@ -10,11 +10,13 @@ Docker engine, containerd and registry of the era understands, and which is also
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import json
 import tarfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
 from .arch import Arch
+from .errors import file_error
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -98,12 +101,32 @@ class _HashingWriter:
 
 
 class BlobStore:
-    """Content-addressed local store: ``<root>/sha256/<hex>``; writes are atomic renames."""
+    """Content-addressed local store: ``<root>/sha256/<hex>``; writes are atomic renames.
+
+    A blob is written under ``tmp/`` and renamed into place only when complete, so a run
+    killed mid-write leaves at most a file in ``tmp/`` that nothing trusts; such leftovers
+    untouched for :attr:`STALE_AFTER` seconds are removed when a store is opened.  A write
+    that fails (a full disk) removes its partial file and names it in the error.
+    """
+
+    STALE_AFTER = 3600.0
+    """Seconds after which a temporary file cannot be a write still in progress."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        (root / "sha256").mkdir(parents=True, exist_ok=True)
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
+        try:
+            (root / "sha256").mkdir(parents=True, exist_ok=True)
+            (root / "tmp").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise file_error(exc, root, doing="creating the blob cache") from None
+        self._remove_stale()
+
+    def _remove_stale(self) -> None:
+        cutoff = time.time() - self.STALE_AFTER
+        for leftover in (self.root / "tmp").iterdir():
+            with contextlib.suppress(OSError):
+                if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
 
     def path(self, digest: str) -> Path:
         algo, _, hexpart = digest.partition(":")
@@ -114,8 +137,12 @@ class BlobStore:
         path = self.path(digest)
         if not path.exists():
             tmp = self.root / "tmp" / f"{digest[7:]}.{id(data)}"
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            try:
+                tmp.write_bytes(data)
+                tmp.replace(path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise file_error(exc, tmp, doing="writing a blob to the cache") from None
         return Blob(digest, len(data), path, media_type)
 
     def gzip_stream(self, source: IO[bytes]) -> Layer:
@@ -136,15 +163,24 @@ class BlobStore:
     def _write(self, emit: Callable[[_HashingWriter], object]) -> Layer:
         import tempfile
 
-        with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as raw:
-            compressed = _HashingWriter(raw)
-            gzip_sink = cast(IO[bytes], compressed)
-            with gzip.GzipFile(fileobj=gzip_sink, mode="wb", compresslevel=6, mtime=0, filename="") as gz:
-                uncompressed = _HashingWriter(gz)
-                emit(uncompressed)
-            tmp_path = Path(raw.name)
-        path = self.path(compressed.digest)
-        tmp_path.replace(path)
+        tmp_path: Path | None = None
+        try:
+            with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as raw:
+                tmp_path = Path(raw.name)
+                compressed = _HashingWriter(raw)
+                gzip_sink = cast(IO[bytes], compressed)
+                with gzip.GzipFile(fileobj=gzip_sink, mode="wb", compresslevel=6, mtime=0, filename="") as gz:
+                    uncompressed = _HashingWriter(gz)
+                    emit(uncompressed)
+            path = self.path(compressed.digest)
+            tmp_path.replace(path)
+        except BaseException as exc:
+            if tmp_path is not None:
+                tmp_path.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.filename is None:
+                # A failed write() names no file: name the one being written.
+                raise file_error(exc, tmp_path or self.root / "tmp", doing="writing a layer to the cache") from None
+            raise
         return Layer(Blob(compressed.digest, compressed.size, path, LAYER), uncompressed.digest)
 
 

@@ -52,7 +52,7 @@ import urllib3.exceptions
 from . import auth, log, oci
 from .auth import Credentials, repository_scope
 from .config import is_loopback
-from .errors import ConfigError, RegistryError
+from .errors import ConfigError, RegistryError, RegistryUnavailable
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -130,6 +130,9 @@ class Retries:
 
 class _TransientError(RegistryError):
     """A failure worth trying again (5xx, lost connection) for an operation that may be repeated."""
+
+    gone = False
+    """A lost connection (not an answer): after the last try, the registry is unavailable."""
 
 
 # -- TLS trust ----------------------------------------------------------------------------------
@@ -385,16 +388,16 @@ class Registry:
 
     def _unreachable(self, what: str) -> RegistryError:
         hint = "is it running? (`invoke registry-start` starts the embedded one)"
-        return RegistryError(f"registry {self.host} is not reachable ({what}); {hint}")
+        return RegistryUnavailable(f"registry {self.host} is not reachable ({what}); {hint}")
 
     def _timeout_error(self, what: str, exc: requests.exceptions.Timeout, response_limit: float) -> RegistryError:
         if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return RegistryError(
+            return RegistryUnavailable(
                 f"registry {self.host} timed out ({what}): no connection within {self.timeouts.connect:g}s"
             )
         found = re.search(r"timeout=([0-9.]+)", str(exc))  # a TLS handshake runs under the connect limit
         limit = float(found.group(1)) if found else response_limit
-        return RegistryError(
+        return RegistryUnavailable(
             f"registry {self.host} timed out ({what}): it accepted the connection but sent no answer within {limit:g}s"
         )
 
@@ -410,9 +413,13 @@ class Registry:
         creds = self._creds
         return [*(creds.secrets() if creds else []), *self._tokens.values()]
 
-    def _error(self, message: str, *, transient: bool = False) -> RegistryError:
+    def _error(self, message: str, *, transient: bool = False, gone: bool = False) -> RegistryError:
         text = auth.scrub(message, self._secrets())
-        return _TransientError(text) if transient else RegistryError(text)
+        if transient:
+            error = _TransientError(text)
+            error.gone = gone
+            return error
+        return RegistryUnavailable(text) if gone else RegistryError(text)
 
     def _transmit(
         self,
@@ -459,7 +466,9 @@ class Registry:
                         continue
                     # Only a request that was not retried here may be repeated by its caller.
                     raise self._error(
-                        f"registry {self.host}: connection lost ({what}): {reason}", transient=not idempotent
+                        f"registry {self.host}: connection lost ({what}): {reason}",
+                        transient=not idempotent,
+                        gone=True,
                     ) from None
             if resp.status_code in _TRANSIENT_STATUS and attempt < attempts:
                 retry_after = resp.headers.get("Retry-After")
@@ -502,6 +511,8 @@ class Registry:
                 return operation()
             except _TransientError as exc:
                 if attempt == attempts:
+                    if exc.gone:
+                        raise RegistryUnavailable(str(exc)) from None
                     raise
                 self._pause(attempt, attempts, what, str(exc), None)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -656,9 +667,11 @@ class Registry:
         return self._error(message, transient=step and resp.status_code in _TRANSIENT_STATUS)
 
     # -- API ----------------------------------------------------------------------------
-    def ping(self) -> None:
-        """Check the registry answers the API and, when it asks for them, accepts the credentials."""
-        resp = self._request("GET", "/v2/", what="ping")
+    def ping(self, what: str = "ping") -> None:
+        """Check the registry answers the API and, when it asks for them, accepts the credentials.
+
+        ``what``: the work the check is part of, for the message when nothing answers."""
+        resp = self._request("GET", "/v2/", what=what)
         if resp.status_code == 200:
             return
         if resp.status_code == 401 and self._credentials() is None:

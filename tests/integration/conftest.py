@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,12 +129,21 @@ class Built:
         return found[0]
 
 
+@contextmanager
+def own_registry(state: Path) -> Iterator[RegistryServer]:
+    """A registry of the test's own on a free loopback port, its data under ``state``."""
+    server = RegistryServer(f"127.0.0.1:{free_port()}", state)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def registry_server(prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    server = RegistryServer(f"127.0.0.1:{free_port()}", tmp_path_factory.mktemp("registry"))
-    server.start()
-    yield server
-    server.stop()
+    with own_registry(tmp_path_factory.mktemp("registry")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -156,6 +166,24 @@ def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.C
     if check and proc.returncode != 0:
         pytest.fail(f"docker {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
     return proc
+
+
+def remove_engine_leftovers(registry: str) -> None:
+    """Containers and image references of ``registry`` (a test's own) in the Docker engine.
+
+    Images go by reference, never by ID: digests are reproducible, so the same image may
+    also be known under other names (another registry's, a running cluster's) that stay."""
+    for line in docker("ps", "-a", "--format", "{{.ID}} {{.Image}}").stdout.splitlines():
+        cid, _, image = line.partition(" ")
+        if image.startswith(registry + "/"):
+            docker("rm", "-f", cid, check=False)
+    listing = docker("images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}").stdout
+    for repo, tag, digest in (line.split() for line in listing.splitlines()):
+        if repo.startswith(registry + "/"):
+            for ref in ([f"{repo}:{tag}"] if tag != "<none>" else []) + (
+                [f"{repo}@{digest}"] if digest != "<none>" else []
+            ):
+                docker("rmi", ref, check=False)
 
 
 def skopeo_raw(ref: str, *, config: bool = False) -> str:

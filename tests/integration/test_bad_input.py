@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ import pytest
 from kubemips.localregistry import RegistryServer
 from kubemips.registry import Registry
 
-from .conftest import BIN, REPO, Cli, free_port
+from ..conftest import missing
+from .conftest import BIN, REPO, Cli, free_port, own_registry
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +145,58 @@ def test_engine_unreachable_is_found_before_any_push(cli: Cli, tmp_path: Path) -
         assert not (tmp_path / "registry" / "data" / "docker" / "registry" / "v2" / "blobs").exists()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def empty_registry(prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    with own_registry(tmp_path_factory.mktemp("empty-registry")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def bad_places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A directory, a file, and (as root) a read-only mount to give as outputs."""
+    base = tmp_path_factory.mktemp("outputs")
+    (base / "a-dir").mkdir()
+    (base / "a-file").write_text("keep me\n")
+    read_only = base / "read-only"
+    read_only.mkdir()
+    if os.geteuid() != 0:
+        missing("a read-only mount needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "kubemips-test", str(read_only)])
+    if mounted.returncode != 0:
+        missing(f"cannot mount a read-only tmpfs on {read_only}")
+    yield base
+    subprocess.run(["umount", str(read_only)], check=True)
+
+
+BUILD = ("build", "--what", "pause", "--arch", "amd64")
+BAD_OUTPUTS = [
+    ((*BUILD, "--report"), "a-dir", "is a directory; give a file path"),
+    ((*BUILD, "--report"), "a-file/report.json", "{base}/a-file is a file, not a directory"),
+    ((*BUILD, "--report"), "/proc/kubemips-report.json", "is under /proc, which is not a place for files"),
+    ((*BUILD, "--report"), "read-only/sub/report.json", "cannot write in {base}/read-only: Read-only file system"),
+    ((*BUILD, "--push-by-digest", "--digests-dir"), "a-file", "is a file, not a directory"),
+    (("manifests", "--out"), "a-file", "is a file, not a directory"),
+    (("e2e-repo-list", "--out"), "a-dir", "is a directory; give a file path"),
+    (("e2e-coverage", "--markdown"), "/proc/self/coverage.md", "is under /proc, which is not a place for files"),
+    (("matrix", "--github-output"), "read-only/out", "cannot write in {base}/read-only: Read-only file system"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "where", "problem"), BAD_OUTPUTS, ids=[f"{a[0]} {a[-1]} {w}" for a, w, _ in BAD_OUTPUTS]
+)
+def test_bad_output_path_fails_before_any_work(
+    cli: Cli, empty_registry: RegistryServer, bad_places: Path, args: tuple[str, ...], where: str, problem: str
+) -> None:
+    """An output that cannot be written: one message naming it, exit 2, nothing pushed."""
+    path = where if where.startswith("/") else str(bad_places / where)
+    proc = cli.invoke(
+        *args, path, check=False,
+        env={"REGISTRY": empty_registry.listen, "KUBEMIPS_CACHE": str(bad_places / "cache")},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: {args[-1]} {path}: {problem.format(base=bad_places)}"]
+    assert not (empty_registry.data_dir / "docker" / "registry" / "v2" / "blobs").exists()
+    assert (bad_places / "a-file").read_text() == "keep me\n"

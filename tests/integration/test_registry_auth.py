@@ -40,7 +40,8 @@ from kubemips.registry import Registry
 from kubemips.verify import verify_image, verify_list
 
 from ..conftest import missing
-from .conftest import Cli, docker_cli, free_port
+from .conftest import Cli, docker_cli, free_port, remove_engine_leftovers
+from .test_bad_input import GOOD, component
 
 pytestmark = pytest.mark.integration
 
@@ -403,6 +404,46 @@ def test_docker_login_then_invoke_build(
         "password": PASSWORD,
         "serveraddress": basic_registry.listen,
     }
+
+
+def test_engine_pulls_with_the_registry_credentials(
+    prerequisites: None, basic_registry: RunningRegistry, pki: Pki, tmp_path: Path
+) -> None:
+    """Credentials only in the environment, as CI passes them: the Docker engine's own pulls
+    (``FROM ${BASEIMAGE}`` in a Dockerfile build, the smoke checks) send them too."""
+    project = tmp_path / "project"
+    (project / "components").mkdir(parents=True)
+    (project / "kubemips.toml").write_text("[build]\njobs = 1\n")
+    component(project, "authbase", GOOD)
+    child = project / "components" / "authchild"
+    child.mkdir()
+    (child / "note").write_text("built FROM authbase\n")
+    (child / "Dockerfile").write_text("ARG BASEIMAGE\nFROM ${BASEIMAGE}\nCOPY note /note\n")
+    (child / "component.toml").write_text(
+        'name = "authchild"\nversion = "1.0.0"\n[build]\nkind = "dockerfile"\ndebian-archive = false\n'
+        '[image]\nbase = "authbase"\n[smoke]\ncommand = []\nexpect = "^ok$"\n'
+    )
+    cli = Cli(basic_registry.listen, tmp_path / "cache")
+    env = {
+        "KUBEMIPS_REGISTRY_CA": str(pki.ca),
+        "KUBEMIPS_REGISTRY_USERNAME": USER,
+        "KUBEMIPS_REGISTRY_PASSWORD": PASSWORD,
+        "DOCKER_CONFIG": str(tmp_path / "no-docker-config"),  # nothing from `docker login`
+    }
+    try:
+        # No smoke check, so the engine holds no authbase when the child's build pulls it.
+        built = cli.build("--what", "authchild", "--arch", "amd64", "--no-smoke", env=env, cwd=project)
+        assert built.image("authchild", "amd64")["status"] == "built", built.proc.stdout
+        assert built.list("authchild")["status"] == "published"
+        remove_engine_leftovers(basic_registry.listen)
+        # The smoke checks pull both images by digest.
+        built = cli.build("--what", "authchild", "--arch", "amd64", env=env, cwd=project)
+        assert [built.image(n, "amd64")["smoke"] for n in ("authbase", "authchild")] == ["pass", "pass"]
+        assert built.list("authchild")["status"] == "unchanged"
+        shown = built.proc.stdout + built.proc.stderr + json.dumps(built.report)
+        assert PASSWORD not in shown
+    finally:
+        remove_engine_leftovers(basic_registry.listen)
 
 
 # -- token auth -----------------------------------------------------------------------------------

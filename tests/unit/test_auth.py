@@ -12,6 +12,7 @@ import pytest
 
 from kubemips import auth
 from kubemips.auth import Challenge, Credentials, TokenCache, parse_challenges
+from kubemips.engine import RegistryAuth
 from kubemips.errors import ConfigError, RegistryError
 
 SECRET = "s3cr3t-Pa55word"
@@ -245,6 +246,22 @@ def test_engine_auth_config(tmp_path: Path) -> None:
         "serveraddress": "127.0.0.1:5000",
     }
     assert auth.engine_auth_config("127.0.0.1:5999", env=env) is None
+
+
+def test_engine_sends_credentials_to_the_configured_registry_only() -> None:
+    calls = []
+
+    def lookup() -> Credentials | None:
+        calls.append(1)
+        return Credentials("test", identity_token=SECRET)
+
+    registry_auth = RegistryAuth("reg.test:5000", lookup)
+    assert calls == []  # looked up at the first pull, not before
+    assert registry_auth.config_for("reg.test:5000") == {"identitytoken": SECRET, "serveraddress": "reg.test:5000"}
+    assert registry_auth.config_for("other.test:5000") is None
+    assert registry_auth.config_for("reg.test") is None
+    assert SECRET not in repr(registry_auth)
+    assert RegistryAuth("reg.test", lambda: None).config_for("reg.test") is None
 
 
 def test_lookup_runs_once_and_lazily(tmp_path: Path) -> None:
