@@ -339,6 +339,15 @@ def kubeadm_config(
         # The Docker engine is shared with builds: never garbage-collect its images.
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
+        # The disk is shared with builds and caches: evict for absolute space left, not
+        # for a share of a large disk (the defaults, 10-15%, taint a machine with tens of
+        # GiB free as under disk pressure).
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "2Gi",
+            "imagefs.available": "2Gi",
+            "nodefs.inodesFree": "5%",
+        },
         "failSwapOn": False,
     }
     proxy = {

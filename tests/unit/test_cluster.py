@@ -129,6 +129,7 @@ def test_kubeadm_config_for_this_node(rendered: dict[str, str]) -> None:
     assert kubelet["cgroupDriver"] == "cgroupfs" and kubelet["address"] == "198.18.0.1"
     assert kubelet["resolvConf"] == "/srv/kubemips/.cache/cluster/resolv.conf"
     assert kubelet["clusterDNS"] == ["198.18.16.10"] and kubelet["imageGCHighThresholdPercent"] == 100
+    assert kubelet["evictionHard"]["imagefs.available"] == "2Gi"
     assert proxy["clusterCIDR"] == "198.18.128.0/17" and proxy["nodePortAddresses"] == ["198.18.0.1/32"]
     assert proxy["conntrack"]["maxPerCore"] == 0
     # What the project keeps of kubeadm's schema still accepts the node's documents.
