@@ -128,7 +128,23 @@ def cluster_up(
         node_binaries=binaries,
         timeout=s.cluster_timeout,
     )
+    if running is None:
+        _pull(
+            [(request.images.hyperkube, node), (request.images.etcd, node), (request.images.pause, workloads)]
+            + [(ref(a.name, workloads), workloads) for a in addons]
+        )
     return cluster.up(request, lay)
+
+
+def _pull(refs: Iterable[tuple[str, Arch]]) -> None:
+    """Pull the cluster's images now: kubeadm pulls only what the engine lacks, so a
+    per-arch tag moved by a rebuild would otherwise leave the old image under its name."""
+    from .engine import Engine
+
+    engine = Engine()
+    with log.step("pulling the cluster's images (a tag moved by a rebuild is refreshed)"):
+        for image, arch in refs:
+            engine.pull(image, arch)
 
 
 def cluster_down(s: Settings, keep_logs: str = "") -> None:
