@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import app, archview, cluster, conformance, e2erun, log, manifests
 from .arch import Arch, host_arch, parse_arch
+from .catalog import Catalog
 from .config import Settings
 from .errors import ClusterError, ConfigError
 from .host import check_emulation
@@ -94,8 +95,7 @@ def cluster_up(
         )
 
     def ref(name: str, arch: Arch) -> str:
-        comp, image = cat.image(name)
-        return f"{s.registry}/{image.repo}:{arch.tag_for(comp.tag)}"
+        return f"{s.registry}/{_per_arch(cat, name, arch)}"
 
     kube = cat.image("hyperkube")[0].tag
     rendered = manifests.render(s.root, s.registry, kube, cat, s.cluster_plan)
@@ -129,22 +129,34 @@ def cluster_up(
         timeout=s.cluster_timeout,
     )
     if running is None:
-        _pull(
-            [(request.images.hyperkube, node), (request.images.etcd, node), (request.images.pause, workloads)]
-            + [(ref(a.name, workloads), workloads) for a in addons]
-        )
+        with log.step("pulling the cluster's images (a tag moved by a rebuild is refreshed)"):
+            _pull(
+                [(request.images.hyperkube, node), (request.images.etcd, node), (request.images.pause, workloads)]
+                + [(ref(a.name, workloads), workloads) for a in addons]
+            )
     return cluster.up(request, lay)
 
 
-def _pull(refs: Iterable[tuple[str, Arch]]) -> None:
-    """Pull the cluster's images now: kubeadm pulls only what the engine lacks, so a
-    per-arch tag moved by a rebuild would otherwise leave the old image under its name."""
+def _pull(refs: Iterable[tuple[str, Arch]], *, held_only: bool = False) -> list[str]:
+    """Pull images into the Docker engine now; returns those pulled.  kubeadm and the
+    kubelet pull only what the engine lacks, so a tag moved by a rebuild (a per-arch tag,
+    a view's tag) would otherwise leave the old image under its name.  ``held_only``:
+    refresh only what the engine already holds (the rest is pulled when first used)."""
+    import docker.errors
+
     from .engine import Engine
 
     engine = Engine()
-    with log.step("pulling the cluster's images (a tag moved by a rebuild is refreshed)"):
-        for image, arch in refs:
-            engine.pull(image, arch)
+    pulled = []
+    for image, arch in refs:
+        if held_only:
+            try:
+                engine.client.images.get(image)
+            except docker.errors.ImageNotFound:
+                continue
+        engine.pull(image, arch)
+        pulled.append(image)
+    return pulled
 
 
 def cluster_down(s: Settings, keep_logs: str = "") -> None:
@@ -186,18 +198,18 @@ def run_conformance(
     with log.step(f"per-arch view {archview.registry_of(s.registry, workloads)}: {len(provided)} test images"):
         view = archview.publish(reg, [(e.name, e.tag) for e in provided], workloads)
         log.info(f"  {len(view.published)} pointed at their {workloads} images, {len(view.current)} already")
-        stale = _refresh_local(
-            [f"{archview.registry_of(s.registry, workloads)}/{r}" for r in view.published], workloads
-        )
+        view_registry = archview.registry_of(s.registry, workloads)
+        stale = _pull([(f"{view_registry}/{r}", workloads) for r in view.published], held_only=True)
         if stale:
-            log.info(f"  pulled again, the engine held older images under their names: {', '.join(stale)}")
+            names = ", ".join(r.rpartition("/")[2] for r in stale)
+            log.info(f"  pulled again, the engine held older images under their names: {names}")
     if view.missing or absent:
         log.warn(f"not in the registry for {workloads}, tests that pull them will fail: "
                  f"{', '.join(view.missing)} (build them with `invoke e2e-images --arch {workloads}`)")  # fmt: skip
     results.mkdir(parents=True, exist_ok=True)
     repo_list = results / "repo-list.yaml"
     repo_list.write_text(conformance.repo_list_yaml(cc, archview.registry_of(s.registry, workloads)))
-    runner = f"{image.repo}:{node.tag_for(comp.tag)}"
+    runner = _per_arch(cat, "conformance", node)
     used = [runner, *_cluster_refs(s, node, workloads)]
     used += [f"{archview.prefix(workloads)}/{ref}" for ref in view.published + view.current]
     images = _digests(reg, used)
@@ -235,36 +247,17 @@ def run_conformance(
     return summary
 
 
-def _refresh_local(refs: Iterable[str], arch: Arch) -> list[str]:
-    """Pull again every ref the Docker engine already holds: a view's tag that moved
-    (an image rebuilt) would otherwise keep its old image on the node, since the kubelet
-    pulls only what the engine lacks."""
-    import docker.errors
-
-    from .engine import Engine
-
-    engine = Engine()
-    pulled = []
-    for ref in refs:
-        try:
-            engine.client.images.get(ref)
-        except docker.errors.ImageNotFound:
-            continue
-        engine.pull(ref, arch)
-        pulled.append(ref.rpartition("/")[2])
-    return pulled
+def _per_arch(cat: Catalog, name: str, arch: Arch) -> str:
+    """A catalog image's per-arch reference, ``repo:tag-linux-arch`` (moved only to verified images)."""
+    comp, image = cat.image(name)
+    return f"{image.repo}:{arch.tag_for(comp.tag)}"
 
 
 def _cluster_refs(s: Settings, node: Arch, workloads: Arch) -> list[str]:
-    """The cluster's own images as per-arch references (repo:tag-linux-arch)."""
+    """The cluster's own images as per-arch references."""
     cat = app.catalog(s)
-    refs = []
-    for names, arch in ((NODE_IMAGES, node), (POD_IMAGES, workloads)):
-        for name in names:
-            if name != "kubernetes-node":
-                comp, image = cat.image(name)
-                refs.append(f"{image.repo}:{arch.tag_for(comp.tag)}")
-    return refs
+    images = [(n, node) for n in NODE_IMAGES] + [(n, workloads) for n in POD_IMAGES]
+    return [_per_arch(cat, name, arch) for name, arch in images if name != "kubernetes-node"]
 
 
 def _digests(reg: Registry, refs: Iterable[str]) -> dict[str, str]:
