@@ -64,9 +64,9 @@ def test_registry_killed_mid_build(cli: Cli, server: RegistryServer, tmp_path: P
     """Killed after the image's blobs and manifest went up, before its smoke check pulled it."""
     env = {"REGISTRY": server.listen, "KUBEMIPS_CACHE": str(tmp_path / "cache")}
     proc = _start(cli, env, "--arch", "amd64")
-    assert proc.stdout is not None
+    assert proc.stderr is not None  # progress goes to stderr, results to stdout
     seen = []
-    for line in proc.stdout:
+    for line in proc.stderr:
         seen.append(line)
         if "[pause/amd64] pushed pause@" in line:
             pid = server.pid()
@@ -102,10 +102,12 @@ def test_build_killed_mid_smoke_check(cli: Cli, server: RegistryServer, tmp_path
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
 
     proc = _start(cli, env, "--arch", "amd64,mips64el")
-    assert proc.stdout is not None
-    for line in proc.stdout:
+    assert proc.stderr is not None
+    for line in proc.stderr:
         if "[pause/amd64] pushed pause@" in line:
             break
+    else:
+        raise AssertionError("the build ended before it pushed pause/amd64")
     deadline = time.monotonic() + 60
     while not _containers_from(server.listen):  # the smoke check's container exists: kill now
         assert proc.poll() is None and time.monotonic() < deadline, "the smoke check never started"
