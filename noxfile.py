@@ -65,6 +65,15 @@ def cluster(session: nox.Session) -> None:
     session.run(PY, "-m", "pytest", "-m", "cluster", *session.posargs, external=True)
 
 
+@nox.session(python=False, tags=["bench"])
+def bench(session: nox.Session) -> None:
+    """The benchmark: cold, warm, incremental and serial builds, time per phase (by hand: ~15 min on 2 cores).
+
+    Arguments go to `kubemips bench`: `nox -s bench -- --what pause --cases cold,warm`.
+    """
+    session.run(str(Path(PY).parent / "kubemips"), "bench", *session.posargs, external=True)
+
+
 @nox.session(python=False)
 def build(session: nox.Session) -> None:
     """Build images: `nox -s build -- debian-base pause` (the default set without arguments)."""

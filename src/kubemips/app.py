@@ -96,13 +96,13 @@ def open_registry(s: Settings, *, start: bool = True) -> Registry:
     return reg
 
 
-def engines(s: Settings) -> Engines:
+def engines(s: Settings, *, layer_cache: bool = True) -> Engines:
     """The Docker engines of a build, sending the configured registry its credentials when
     they pull from it (the embedded registry asks for none)."""
     if s.embedded:
-        return Engines(s.engines)
+        return Engines(s.engines, layer_cache=layer_cache)
     host = s.registry.split("/", 1)[0]
-    return Engines(s.engines, registry_auth=RegistryAuth(host, auth.CredentialLookup(host)))
+    return Engines(s.engines, registry_auth=RegistryAuth(host, auth.CredentialLookup(host)), layer_cache=layer_cache)
 
 
 def catalog(s: Settings) -> Catalog:
@@ -236,7 +236,9 @@ def build(
     with log.step(f"build {', '.join(plan.requested)} for {arches} into {s.registry}{mode}"):
         reg = open_registry(s)
         preset = provided_bases(s, reg, plan, Path(digests_dir)) if sharded else {}
-        runner = Runner(s, reg, engines(s), force=force, smoke=smoke, sources=sources, tag_images=not sharded)
+        runner = Runner(
+            s, reg, engines(s, layer_cache=not force), force=force, smoke=smoke, sources=sources, tag_images=not sharded
+        )
         runner.prepare(plan)
         report = runner.run(plan, preset=preset)
         if sharded:
@@ -474,3 +476,33 @@ def mirror(settings: Settings, source: str, k8s: str, what: Sequence[str]) -> No
         refs = [r for r in refs if split_ref(r, settings.registry)[0] in what]
     rows = copy_missing(dest, src, source, settings.registry, refs, store)
     log.print_block(log.table(["image", "result"], rows))
+
+
+def bench(
+    s: Settings,
+    what: Sequence[str],
+    cases: str,
+    *,
+    touch: str = "",
+    out: str = "",
+    keep: bool = False,
+    compare: Sequence[str] = (),
+) -> None:
+    """Run the benchmark (or compare two result files) and print its tables."""
+    from . import bench as benchmark
+
+    if compare:
+        if len(compare) != 2:
+            raise ConfigError("--compare takes two result files: BEFORE,AFTER")
+        before, after = (benchmark.load(p) for p in compare)
+        log.print_block(benchmark.compare(before, after))
+        return
+    chosen = benchmark.parse_cases(cases)
+    names = list(what) or [*s.default_what, *benchmark.DEFAULT_EXTRA]
+    plan_for(s, names)  # unknown names fail here, before anything starts
+    path = output_file("--out", Path(out)) if out else s.cache_dir / "reports" / "bench.json"
+    arches = ",".join(a.name for a in s.arches)
+    doc = benchmark.run(s, names, arches, chosen, touch=touch or benchmark.DEFAULT_TOUCH, keep=keep)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    log.print_block(benchmark.table(doc) + f"\nresults: {path}")

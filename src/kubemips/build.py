@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import interrupt, log, oci
-from .arch import Arch, from_oci
+from . import interrupt, log, oci, timing
+from .arch import Arch, from_oci, host_arch
 from .builders import BaseImage, BuildContext, BuildOutput, builder_for
 from .components import ImageDef
 from .config import Settings
@@ -44,7 +44,7 @@ from .host import check_emulation
 from .plan import ImageNode, ListNode, Node, Plan
 from .publish import publish_list
 from .registry import Manifest, Registry
-from .verify import verify_image
+from .verify import child_for, verify_image
 
 ENGINE_KINDS = frozenset({"dockerfile", "debian-packages", "e2e-dockerfile"})
 """Builders that run RUN steps through the Docker engine."""
@@ -63,6 +63,8 @@ class ImageResult:
     smoke: str = "-"  # pass | cached | fail | skipped | -
     seconds: float = 0.0
     error: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds per :data:`timing.PHASES` entry; they add up to ``seconds``."""
 
     @property
     def ok(self) -> bool:
@@ -91,6 +93,8 @@ class Report:
     """Node ids in plan order: results are reported in this order, not completion order."""
     results: dict[str, Result] = field(default_factory=dict)
     seconds: float = 0.0
+    fetch_seconds: float = 0.0
+    """Fetching every source before the first build (not part of any image's time)."""
     fault: RunFault | None = None
     """What stopped the run early (the registry gone, the disk full), if anything did."""
 
@@ -132,6 +136,7 @@ class Runner:
         self.engines = engines
         self.force = force
         self.smoke_enabled = smoke
+        self.fetch_seconds = 0.0
         self.tag_images = tag_images
         self.ctx = BuildContext(settings, oci.BlobStore(settings.cache_dir / "blobs"), engines, sources or {})
 
@@ -148,17 +153,24 @@ class Runner:
         config = json.loads(self.registry.get_blob(repo, manifest.doc["config"]["digest"]))
         return BaseImage(repo, parent.digest, self.registry.ref(repo, parent.digest), manifest.doc, config)
 
-    def _cached(self, node: ImageNode, key: str) -> oci.Blob | None:
-        """The manifest under the node's tag, when its inputs label equals ``key``."""
+    def _cached(self, node: ImageNode, key: str) -> tuple[Manifest, bool] | None:
+        """The registry's image for ``node`` whose inputs label equals ``key``: under the
+        node's per-arch tag, or else as the arch's child of the list tag. A registry copied
+        list by list, as a mirror copies (``skopeo copy --all``), holds only the latter, and
+        finding the result there means copying a registry never costs a rebuild. The flag
+        says whether the per-arch tag already points at it."""
         name = node.image.repo
         existing = self.registry.get_manifest(name, node.tag)
+        tagged = existing is not None and not existing.is_list
+        if not tagged:
+            listed = self.registry.get_manifest(name, node.comp.tag)
+            child = child_for(listed.doc, node.arch) if listed is not None and listed.is_list else None
+            existing = self.registry.get_manifest(name, child) if child else None
         if existing is None or existing.is_list:
             return None
         config = json.loads(self.registry.get_blob(name, existing.doc["config"]["digest"]))
         labels = (config.get("config") or {}).get("Labels") or {}
-        if labels.get(oci.INPUTS_LABEL) != key:
-            return None
-        return oci.Blob(existing.digest, len(existing.raw), Path("-"), existing.media_type)
+        return (existing, tagged) if labels.get(oci.INPUTS_LABEL) == key else None
 
     def _config(self, node: ImageNode, key: str, out: BuildOutput, base: BaseImage | None) -> dict[str, Any]:
         comp, image, arch = node.comp, node.image, node.arch
@@ -224,46 +236,60 @@ class Runner:
                 **({"copies": {e.path: hashlib.sha256(e.data).hexdigest() for e in copied}} if copied else {}),
             }
         )
-        cached = None if self.force else self._cached(node, key)
-        if cached is not None:
-            res.status, res.digest, res.manifest_size = "cached", cached.digest, cached.size
-            res.size = verify_image(self.registry, name, cached.digest, arch)
+        found = None if self.force else self._cached(node, key)
+        if found is not None:
+            cached, tagged = found
+            res.status, res.digest, res.manifest_size = "cached", cached.digest, len(cached.raw)
+            with timing.phase("verify"):
+                res.size = verify_image(self.registry, name, cached.digest, arch)
             log.info(f"[{node.id}] up to date: {name}:{node.tag} ({cached.digest[:19]})")
             self._smoke(node, res, results)
+            if not tagged:  # found as a list's child: give it its per-arch tag too
+                self._tag(node, cached.raw, cached.media_type)
             return res
 
         log.info(f"[{node.id}] building ({comp.kind}) ...")
-        out = builder.build(comp, image, arch, self.ctx, base)
+        emulated = builder.emulates and arch != host_arch() and not self.engines.is_native(arch)
+        with timing.phase("emulated" if emulated else "native"):
+            out = builder.build(comp, image, arch, self.ctx, base)
         if copied:
             # Their own layer under the builder's, as upstream's COPY --from comes first.
-            layer = self.ctx.store.write_layer(oci.FilesLayer(copied, self.settings.source_date_epoch))
+            with timing.phase("layers"):
+                layer = self.ctx.store.write_layer(oci.FilesLayer(copied, self.settings.source_date_epoch))
             what = " ".join(f"--from={c.image} {c.path}" for c in image.copies)
             out = BuildOutput([layer, *out.layers], [f"COPY {what}", *out.history], out.labels, out.config)
         config = self._config(node, key, out, base)
         config_blob = self.ctx.store.put_bytes(oci.canonical_json(config), oci.CONFIG)
         base_layers: list[dict[str, Any]] = list(base.manifest["layers"]) if base else []
-        for layer_desc in base_layers:
-            assert base is not None
-            self.registry.mount_blob(name, layer_desc["digest"], base.name)
         sent = 0
-        for layer in out.layers:
-            if self.registry.push_blob(name, layer.blob):
-                sent += layer.blob.size
-        self.registry.push_blob(name, config_blob)
-        manifest = oci.image_manifest(config_blob, base_layers + [layer.blob.descriptor() for layer in out.layers])
-        raw = oci.canonical_json(manifest)
-        digest = self.registry.put_manifest(name, oci.sha256_digest(raw), raw, oci.MANIFEST)
+        with timing.phase("push"):
+            for layer_desc in base_layers:
+                assert base is not None
+                self.registry.mount_blob(name, layer_desc["digest"], base.name)
+            for layer in out.layers:
+                if self.registry.push_blob(name, layer.blob):
+                    sent += layer.blob.size
+            self.registry.push_blob(name, config_blob)
+            manifest = oci.image_manifest(config_blob, base_layers + [layer.blob.descriptor() for layer in out.layers])
+            raw = oci.canonical_json(manifest)
+            digest = self.registry.put_manifest(name, oci.sha256_digest(raw), raw, oci.MANIFEST)
         res.digest, res.manifest_size = digest, len(raw)
-        res.size = verify_image(self.registry, name, digest, arch)
+        with timing.phase("verify"):
+            res.size = verify_image(self.registry, name, digest, arch)
         log.info(f"[{node.id}] pushed {name}@{digest[:19]} ({log.human_size(sent)} uploaded), verified")
         interrupt.check(f"{name}@{digest[:19]} pushed by digest, not smoke-checked or tagged")
         self._smoke(node, res, results)
-        if self.tag_images:
-            # Only a verified, smoke-checked image gets the tag, and never after a signal.
-            interrupt.check(f"{name}@{digest[:19]} smoke-checked but not tagged")
-            self.registry.put_manifest(name, node.tag, raw, oci.MANIFEST)
+        self._tag(node, raw, oci.MANIFEST)
         res.status = "built"
         return res
+
+    def _tag(self, node: ImageNode, raw: bytes, media_type: str) -> None:
+        """Point the per-arch tag at a verified, smoke-checked image, never after a signal."""
+        if not self.tag_images:
+            return
+        digest = oci.sha256_digest(raw)
+        interrupt.check(f"{node.image.repo}@{digest[:19]} smoke-checked but not tagged")
+        self.registry.put_manifest(node.image.repo, node.tag, raw, media_type)
 
     def _copied(self, node: ImageNode, results: Mapping[str, Result]) -> list[oci.FileEntry]:
         """The files the image copies from other images of its arch (``copy``), read from
@@ -287,6 +313,10 @@ class Runner:
         return self.settings.cache_dir / "smoke" / f"{digest.removeprefix('sha256:')}-{spec}"
 
     def _smoke(self, node: ImageNode, res: ImageResult, results: Mapping[str, Result]) -> None:
+        with timing.phase("smoke"):
+            self._smoke_check(node, res, results)
+
+    def _smoke_check(self, node: ImageNode, res: ImageResult, results: Mapping[str, Result]) -> None:
         if not self.smoke_enabled:
             res.smoke = "skipped"
             return
@@ -414,14 +444,16 @@ class Runner:
             if not self.engines.is_native(arch):
                 check_emulation(arch)
         seen: set[str] = set()
+        began = time.monotonic()
         for node in plan.nodes:
             if isinstance(node, ImageNode) and node.comp.name not in seen:
                 seen.add(node.comp.name)
                 builder_for(node.comp).fetch(node.comp, self.ctx)
+        self.fetch_seconds = time.monotonic() - began
 
     def run(self, plan: Plan, *, preset: Mapping[str, ImageResult] | None = None) -> Report:
         """Walk ``plan``; ``preset`` holds results of nodes done elsewhere (bases of a shard)."""
-        report = Report(order=[*(preset or {}), *(n.id for n in plan.nodes)])
+        report = Report(order=[*(preset or {}), *(n.id for n in plan.nodes)], fetch_seconds=self.fetch_seconds)
         began = time.monotonic()
         results = report.results
         results.update(preset or {})
@@ -438,9 +470,11 @@ class Runner:
             start = time.monotonic()
             tracker.start(node.id)
             res: Result
+            record = timing.Phases()
             try:
                 if isinstance(node, ImageNode):
-                    res = self.build_image(node, results)
+                    with timing.recording(record):
+                        res = self.build_image(node, results)
                 else:
                     res = self.publish_list(node, results)
             except (KubemipsError, OSError) as raised:
@@ -457,6 +491,8 @@ class Runner:
                 res.status = "failed" if isinstance(node, ImageNode) else "not published"
                 log.info(f"[{node.id}] INTERNAL ERROR\n{traceback.format_exc()}")
             res.seconds = time.monotonic() - start
+            if isinstance(res, ImageResult):
+                res.phases = record.rounded(res.seconds)
             tracker.finish(node.id, res.status, res.seconds, ok=res.ok)
             return res
 
@@ -524,6 +560,7 @@ def report_json(report: Report, registry: Registry) -> dict[str, Any]:
     return {
         "registry": registry.address,
         "seconds": round(report.seconds, 3),
+        "fetch_seconds": round(report.fetch_seconds, 3),
         "images": [
             {
                 "name": r.node.image.name,
@@ -535,6 +572,7 @@ def report_json(report: Report, registry: Registry) -> dict[str, Any]:
                 "status": r.status,
                 "smoke": r.smoke,
                 "seconds": round(r.seconds, 3),
+                "phases": r.phases,
                 "error": r.error,
             }
             for r in report.images()

@@ -34,7 +34,8 @@ def command(**options: Any) -> Callable[[Callable[..., None]], Task[Any]]:
 _BUILD_HELP = {
     "arch": "comma-separated architectures (default: kubemips.toml / ALL_ARCH); mips64le = mips64el",
     "registry": "HOST[:PORT][/NAMESPACE] to push to (default: the embedded registry / REGISTRY)",
-    "force": "rebuild and re-check even when the registry holds the same inputs",
+    "force": "rebuild and re-check even when the registry holds the same inputs (RUN steps too: "
+    "the Docker engine's layer cache is not used)",
     "dry_run": "print the plan in dependency order and do nothing",
     "no_smoke": "skip running the images (not recommended: publishing then proves less)",
     "jobs": "steps run at the same time (default: kubemips.toml build.jobs)",
@@ -373,6 +374,29 @@ def images(c: Context, json: bool = False) -> None:
 
 
 @command(
+    help={
+        "what": "comma-separated images (default: the default set and redis, perl, httpd-2.4.38, dnsutils)",
+        "arch": _COMMON_HELP["arch"],
+        "cases": "comma-separated, in this order: cold, warm, incremental, serial (default: all)",
+        "touch": "the project file the incremental case changes (default: components/pause/pause.c)",
+        "out": "write the results here as JSON (default: <cache>/reports/bench.json)",
+        "keep": "keep the throwaway registry, caches, reports and build logs",
+        "compare": "BEFORE.json,AFTER.json: compare two results instead of running",
+    }
+)
+def bench(
+    c: Context, what: str = "", arch: str = "", cases: str = "", touch: str = "", out: str = "",
+    keep: bool = False, compare: str = "",
+) -> None:  # fmt: skip
+    """Measure cold, warm, incremental and serial builds into a throwaway registry: time per phase."""
+    with app.edge():
+        app.bench(
+            app.settings(arch=arch), [w for w in what.replace(",", " ").split() if w], cases, touch=touch, out=out,
+            keep=keep, compare=[p for p in compare.split(",") if p],
+        )  # fmt: skip
+
+
+@command(
     name="cluster-up",
     help={
         "arch": "the workloads' architecture: pods, add-ons, test pods (default: this machine's; "
@@ -487,7 +511,7 @@ ns = Collection(
     build, bundle, matrix, merge, verify, e2e_images, e2e_list, e2e_repo_list, e2e_coverage,
     manifests, verify_manifests, images_for_cluster, mirror,
     registry_start, registry_stop, registry_status, show_config, images,
-    cluster_up, cluster_down, conformance,
+    cluster_up, cluster_down, conformance, bench,
 )  # fmt: skip
 _loaded, _broken = components.load_each(config.find_root())
 for _comp in _loaded:

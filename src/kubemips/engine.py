@@ -64,9 +64,14 @@ class Engine:
 
     _lock = threading.Lock()
 
-    def __init__(self, base_url: str | None = None, *, registry_auth: RegistryAuth | None = None) -> None:
+    def __init__(
+        self, base_url: str | None = None, *, registry_auth: RegistryAuth | None = None, layer_cache: bool = True
+    ) -> None:
         self.base_url = base_url
         self.registry_auth = registry_auth
+        self.layer_cache = layer_cache
+        """False for a forced build: every RUN step runs again, none is taken from the
+        engine's cache of earlier builds (what a cold machine would do)."""
         self._client: Any = None
 
     @property
@@ -247,6 +252,7 @@ class Engine:
                     forcerm=True,
                     decode=True,
                     pull=False,
+                    nocache=not self.layer_cache,
                 )
                 for chunk in stream:
                     if "stream" in chunk:
@@ -306,17 +312,20 @@ class Engines:
     ``registry_auth``: the credentials every engine sends the registry it pulls from.
     """
 
-    def __init__(self, endpoints: Mapping[Arch, str], *, registry_auth: RegistryAuth | None = None) -> None:
+    def __init__(
+        self, endpoints: Mapping[Arch, str], *, registry_auth: RegistryAuth | None = None, layer_cache: bool = True
+    ) -> None:
         self._endpoints = dict(endpoints)
         self._engines: dict[str, Engine] = {}
         self._guard = threading.Lock()
         self.registry_auth = registry_auth
+        self.layer_cache = layer_cache
 
     def for_arch(self, arch: Arch) -> Engine:
         url = self._endpoints.get(arch, "")
         with self._guard:
             if url not in self._engines:
-                self._engines[url] = Engine(url or None, registry_auth=self.registry_auth)
+                self._engines[url] = Engine(url or None, registry_auth=self.registry_auth, layer_cache=self.layer_cache)
             return self._engines[url]
 
     def is_native(self, arch: Arch) -> bool:

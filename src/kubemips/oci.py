@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
+from . import timing
 from .arch import Arch
 from .errors import file_error
 
@@ -158,7 +159,8 @@ class BlobStore:
             with tarfile.open(fileobj=cast(IO[bytes], sink), mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 fill(tar)
 
-        return self._write(emit)
+        with timing.phase("layers"):
+            return self._write(emit)
 
     def _write(self, emit: Callable[[_HashingWriter], object]) -> Layer:
         import tempfile

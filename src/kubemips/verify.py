@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from .arch import Arch, from_oci
 from .errors import VerifyError
@@ -42,6 +43,17 @@ def verify_image(reg: Registry, name: str, digest: str, arch: Arch) -> int:
             raise VerifyError(f"{where}: layer blob {layer['digest']} is missing")
         size += int(layer["size"])
     return size
+
+
+def child_for(doc: dict[str, Any], arch: Arch) -> str | None:
+    """The digest of a manifest list's linux child for ``arch``, if it has one; other
+    platforms (a mirror's list may carry more) are passed over, not rejected."""
+    for entry in doc.get("manifests", []):
+        platform = entry.get("platform") or {}
+        found = from_oci(platform.get("architecture", ""), platform.get("variant"))
+        if platform.get("os") == "linux" and found == arch:
+            return str(entry["digest"])
+    return None
 
 
 def verify_list(

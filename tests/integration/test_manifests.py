@@ -4,6 +4,7 @@ before deploying which image is missing for which arch."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,15 @@ def test_mirror_copies_missing_images_with_their_digests(pause_etcd: None, cli: 
         assert platforms == {"amd64", "mips64le"}
     again = cli.invoke("mirror", "--from", cli.registry, "--registry", dest, "--what", "pause,etcd")
     assert again.stdout.count("present") == 2
+    # A build into the mirror finds its images as the lists' children: nothing is rebuilt,
+    # the per-arch tags appear on the copied children and the list keeps its digest.
+    listed = skopeo_raw(f"{dest}/pause:3.1")
+    built = cli.build("--what", "pause", "--arch", BOTH, "--registry", dest)
+    assert [built.image("pause", a)["status"] for a in ("amd64", "mips64el")] == ["cached", "cached"]
+    assert built.list("pause")["status"] == "unchanged"
+    assert skopeo_raw(f"{dest}/pause:3.1") == listed
+    children = {m["platform"]["architecture"]: m["digest"] for m in json.loads(listed)["manifests"]}
+    for arch in ("amd64", "mips64le"):
+        argv = ["skopeo", "inspect", "--tls-verify=false", f"docker://{dest}/pause:3.1-linux-{arch}"]
+        shown = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+        assert json.loads(shown.stdout)["Digest"] == children[arch]

@@ -51,3 +51,20 @@ def test_table_has_no_ambiguous_spelling() -> None:
 def test_from_oci() -> None:
     assert from_oci("mips64le") is parse_arch("mips64el")
     assert from_oci("arm64") is None
+
+
+def test_a_lists_child_is_found_by_platform_among_others() -> None:
+    from kubemips.verify import child_for
+
+    doc = {
+        "manifests": [
+            {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"digest": "sha256:win", "platform": {"os": "windows", "architecture": "amd64"}},
+            {"digest": "sha256:mips", "platform": {"os": "linux", "architecture": "mips64le"}},
+            {"digest": "sha256:x86", "platform": {"os": "linux", "architecture": "amd64"}},
+        ]
+    }
+    assert child_for(doc, parse_arch("mips64el")) == "sha256:mips"
+    assert child_for(doc, parse_arch("amd64")) == "sha256:x86"  # not the windows one listed first
+    assert child_for({"manifests": doc["manifests"][:2]}, parse_arch("amd64")) is None
+    assert child_for({}, parse_arch("amd64")) is None

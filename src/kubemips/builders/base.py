@@ -72,6 +72,9 @@ class BuildOutput:
 
 class Builder(ABC):
     kind: ClassVar[str]
+    emulates: ClassVar[bool] = False
+    """Runs programs of the target arch while building (RUN steps, maintainer scripts):
+    under QEMU for a foreign arch, which the benchmark counts as emulated time."""
     options: ClassVar[Mapping[str, type]]
     required: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import timing
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
@@ -126,7 +127,8 @@ def build_and_export(
     image_id = ctx.engines.for_arch(arch).build(
         context, dockerfile=dockerfile, buildargs=buildargs, arch=arch, log_path=work / "build.log", what=what
     )
-    config, layers, packages = export_layers(ctx, arch, image_id, base, work, what)
+    with timing.phase("layers"):
+        config, layers, packages = export_layers(ctx, arch, image_id, base, work, what)
     labels = {}
     if packages.strip():
         labels["org.kubemips.debian.packages"] = ", ".join(packages.split())
@@ -137,6 +139,7 @@ class DockerfileBuilder(Builder):
     """``kind = "dockerfile"``: a Dockerfile in the component directory."""
 
     kind: ClassVar[str] = "dockerfile"
+    emulates: ClassVar[bool] = True
     options: ClassVar[Mapping[str, type]] = {"dockerfile": str, "args": dict, "debian-archive": bool}
 
     def _args(self, comp: Component, image: ImageDef, arch: Arch) -> dict[str, str]:

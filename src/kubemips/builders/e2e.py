@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import timing
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
@@ -92,7 +93,8 @@ class E2EDockerfileBuilder(DockerfileBuilder):
             shutil.rmtree(context)
         shutil.copytree(comp.directory, context, ignore=shutil.ignore_patterns("kubemips.toml"))
         if uses_go_source(comp):
-            artifacts = _GO._compile(comp, arch, ctx)
+            with timing.phase("native"):  # cross-compiled, even where the RUN steps are emulated
+                artifacts = _GO._compile(comp, arch, ctx)
             for binary in artifacts.iterdir():
                 shutil.copy2(binary, context / binary.name)
         dockerfile = context / "Dockerfile"

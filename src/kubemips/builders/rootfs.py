@@ -32,6 +32,7 @@ DEFAULT_PATH_INCLUDES = ("/usr/share/doc/*/copyright", "/usr/share/locale/locale
 
 class RootfsBuilder(Builder):
     kind: ClassVar[str] = "debian-rootfs"
+    emulates: ClassVar[bool] = True
     options: ClassVar[Mapping[str, type]] = {
         "variant": str,
         "include": list,
