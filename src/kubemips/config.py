@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import netplan
+from . import log, netplan
 from .arch import Arch, parse_arch, parse_arches
 from .errors import ConfigError
 from .schema import check_table, read_toml, str_list, suggest
@@ -129,6 +129,20 @@ class Settings:
     def plain_http(self) -> bool:
         """Loopback registries speak plain HTTP, as Docker assumes for them."""
         return self.insecure or is_loopback(self.registry_host)
+
+    def describe(self) -> str:
+        """What `show-config` prints: the resolved settings and where each came from."""
+        rows = [[key, src] for key, src in sorted(self.sources.items())]
+        return (
+            f"config file : {self.config_path or '(none)'}\n"
+            f"registry    : {self.registry} ({'embedded' if self.embedded else 'external'}, "
+            f"{'http' if self.plain_http else 'https'})\n"
+            f"arches      : {', '.join(f'{a.name} ({a.platform})' for a in self.arches)}\n"
+            f"jobs        : {self.jobs}\n"
+            + (f"version     : {self.version} ($VERSION: the one component a build names)\n" if self.version else "")
+            + f"debian      : {self.debian_suite}, mirror {self.debian_mirror or '(host apt sources)'}\n"
+            f"cache       : {self.cache_dir}\n\n" + log.table(["setting", "from"], rows)
+        )
 
 
 def is_loopback(hostport: str) -> bool:

@@ -21,7 +21,8 @@ from typing import Any
 
 from . import log
 from .arch import Arch
-from .auth import Credentials, engine_config
+from .auth import CredentialLookup, Credentials, engine_config
+from .config import Settings
 from .errors import BuildError, PrerequisiteError, SmokeError
 from .host import pid_alive
 
@@ -320,6 +321,16 @@ class Engines:
         self._guard = threading.Lock()
         self.registry_auth = registry_auth
         self.layer_cache = layer_cache
+
+    @classmethod
+    def configured(cls, settings: Settings, *, layer_cache: bool = True) -> Engines:
+        """The engines of a build, sending the configured registry its credentials when
+        they pull from it (the embedded registry asks for none)."""
+        if settings.embedded:
+            return cls(settings.engines, layer_cache=layer_cache)
+        host = settings.registry_host
+        auth = RegistryAuth(host, CredentialLookup(host))
+        return cls(settings.engines, registry_auth=auth, layer_cache=layer_cache)
 
     def for_arch(self, arch: Arch) -> Engine:
         url = self._endpoints.get(arch, "")
