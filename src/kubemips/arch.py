@@ -51,6 +51,10 @@ class Arch:
         spelling of what a manifest list's child is tagged with and the cluster pulls."""
         return f"{tag}-{self.tag_suffix}"
 
+    def placeholders(self) -> dict[str, str]:
+        """The arch's spellings as :mod:`kubemips.placeholders` fills them in a file."""
+        return {"arch": self.name, "oci": self.oci, "debian": self.debian, "uname": self.uname, "triple": self.triple}
+
     def spellings(self) -> set[str]:
         return {self.name, self.oci, self.debian, self.uname, *self.aliases}
 

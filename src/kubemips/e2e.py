@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import placeholders
 from .arch import Arch, parse_arch
 from .components import BaseRef, Component, ImageDef, SmokeDef, load_smoke
 from .errors import ConfigError
@@ -85,6 +86,8 @@ def load_folder(root: Path, folder: Path) -> Component:
     raw = "\n".join(
         f"--- {p.name}\n{p.read_text()}" for p in sorted(folder.iterdir()) if p.is_file() and p.suffix != ".go"
     )
+    env = str_list(where, "env", meta.get("env", []))
+    placeholders.check(env, where=f"{folder / META}: env", available=placeholders.ARCH_KEYS)
     labels = str_map(where, "labels", meta.get("labels", {}))
     if meta.get("content"):
         labels = {**labels, "org.kubemips.content": meta["content"]}
@@ -94,7 +97,7 @@ def load_folder(root: Path, folder: Path) -> Component:
         base="scratch",
         entrypoint=None,
         cmd=None,
-        env=str_list(where, "env", meta.get("env", [])),
+        env=env,
         labels=labels,
         workdir="",
         user="",
@@ -142,7 +145,13 @@ def resolve_bases(
                 raise ConfigError(f"{comp.file}: names '{target}', which is not an image of this project")
             source_comp, source_image = images[target]
             # The alias runs the source's check, whose {version} is the source's own.
-            expect = source_image.smoke.expect.replace("{version}", re.escape(source_comp.version))
+            expect = placeholders.fill(
+                source_image.smoke.expect,
+                placeholders.version_values(source_comp.version),
+                where=f"{comp.file}: the smoke check of {target}",
+                escape=re.escape,
+                partial=True,
+            )
             image = replace(image, base=target, smoke=replace(source_image.smoke, expect=expect), env=())
             labels = {**image.labels, "org.kubemips.alias-of": f"{source_image.repo}:{source_comp.tag}"}
             image = replace(image, labels=labels)
