@@ -17,6 +17,7 @@ from typing import Any
 
 from . import log, netplan
 from .arch import Arch, parse_arch, parse_arches
+from .e2e import E2E_DIR
 from .errors import ConfigError
 from .schema import check_table, read_toml, str_list, suggest
 
@@ -201,12 +202,17 @@ def _from_env(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The project root: the directory holding kubemips.toml (or this checkout)."""
+    """The project root: the directory holding kubemips.toml (or this checkout).  An e2e
+    folder's old descriptor of that name (see :mod:`kubemips.e2e`) is passed over."""
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
-        if (candidate / CONFIG_NAME).is_file():
+        if (candidate / CONFIG_NAME).is_file() and not _in_e2e_folder(candidate):
             return candidate
     return Path(__file__).resolve().parents[2]
+
+
+def _in_e2e_folder(directory: Path) -> bool:
+    return (directory / "VERSION").is_file() and E2E_DIR in directory.parent.parts
 
 
 def load(
