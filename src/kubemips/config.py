@@ -1,8 +1,10 @@
 """Settings: defaults, then ``kubemips.toml``, then environment, then flags.
 
 The schema is closed: an unknown table or key is an error naming the file and, for a
-typo, the key that was probably meant.  Resolved settings are a frozen dataclass that the
-rest of the code receives explicitly; nothing else reads the environment for settings.
+typo, the key that was probably meant.  :data:`SCHEMA` is the one place a default is
+written; the project's kubemips.toml shows every key with it (a unit test compares them).
+Resolved settings are a frozen dataclass that the rest of the code receives explicitly;
+nothing else reads the environment for settings.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ class Settings:
     """A CA (PEM) trusted for the registry besides the system store and Docker's certs.d."""
     cluster_plan: netplan.AddressPlan = field(default_factory=netplan.default)
     """Addresses of the local cluster (`invoke cluster-up`)."""
-    cluster_timeout: int = 600
+    cluster_timeout: int = SCHEMA["cluster"]["timeout"].default
     version: str = ""
     """From $VERSION: the version of the one component a build names, unless --version is given."""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
