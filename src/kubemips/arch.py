@@ -9,6 +9,7 @@ architecture is one entry in :data:`ARCHES`.
 from __future__ import annotations
 
 import difflib
+import platform
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -126,8 +127,6 @@ def parse_arches(items: Iterable[str] | str) -> tuple[Arch, ...]:
 
 
 def host_arch() -> Arch:
-    import platform
-
     return parse_arch(platform.machine())
 
 

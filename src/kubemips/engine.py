@@ -11,13 +11,17 @@ package mirror.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
+import tarfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from . import log
 from .arch import Arch
@@ -134,7 +138,6 @@ class Engine:
         the background as a server and the result is the client's, run in its network and
         PID namespaces (the server is PID 1 there: ``/proc/1/root`` is its filesystem)."""
         import docker.errors
-        import requests
 
         container = None
         try:
@@ -171,7 +174,6 @@ class Engine:
 
     def _client_run(self, server: Any, client: tuple[str, Sequence[str]], arch: Arch, timeout: int) -> RunResult:
         import docker.errors
-        import requests
 
         ref, command = client
         self.pull(ref, arch)
@@ -349,9 +351,6 @@ def _owner() -> str:
 
 def _tar(files: Mapping[str, str]) -> bytes:
     """A tar of text files by absolute path, for ``put_archive``."""
-    import io
-    import tarfile
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for path, text in sorted(files.items()):
