@@ -9,6 +9,7 @@ architecture is one entry in :data:`ARCHES`.
 from __future__ import annotations
 
 import difflib
+import platform
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -50,6 +51,10 @@ class Arch:
         """The per-arch tag of an image tagged ``tag`` (``3.1-linux-mips64le``): the one
         spelling of what a manifest list's child is tagged with and the cluster pulls."""
         return f"{tag}-{self.tag_suffix}"
+
+    def placeholders(self) -> dict[str, str]:
+        """The arch's spellings as :mod:`kubemips.placeholders` fills them in a file."""
+        return {"arch": self.name, "oci": self.oci, "debian": self.debian, "uname": self.uname, "triple": self.triple}
 
     def spellings(self) -> set[str]:
         return {self.name, self.oci, self.debian, self.uname, *self.aliases}
@@ -122,8 +127,6 @@ def parse_arches(items: Iterable[str] | str) -> tuple[Arch, ...]:
 
 
 def host_arch() -> Arch:
-    import platform
-
     return parse_arch(platform.machine())
 
 

@@ -254,3 +254,35 @@ def load(path: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), dict):
         raise ConfigError(f"--compare {path}: not a benchmark result (no cases)")
     return doc
+
+
+def show_comparison(files: Sequence[str]) -> None:
+    """``--compare BEFORE,AFTER``: print how two result files differ."""
+    if len(files) != 2:
+        raise ConfigError("--compare takes two result files: BEFORE,AFTER")
+    before, after = (load(p) for p in files)
+    log.print_block(compare(before, after))
+
+
+def names(s: Settings, what: Sequence[str]) -> list[str]:
+    """The images measured: those named, else the default set and :data:`DEFAULT_EXTRA`."""
+    return list(what) or [*s.default_what, *DEFAULT_EXTRA]
+
+
+def run_and_report(
+    s: Settings,
+    what: Sequence[str],
+    cases: Sequence[Case],
+    *,
+    touch: str = "",
+    out: Path | None = None,
+    keep: bool = False,
+) -> None:
+    """Run ``cases`` over ``what``, write the results (``out``, else the cache's
+    reports/bench.json) and print their table."""
+    path = out or s.cache_dir / "reports" / "bench.json"
+    arches = ",".join(a.name for a in s.arches)
+    doc = run(s, what, arches, cases, touch=touch or DEFAULT_TOUCH, keep=keep)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    log.print_block(table(doc) + f"\nresults: {path}")

@@ -527,84 +527,9 @@ class Runner:
         return report
 
 
-def summary(report: Report, registry: Registry) -> str:
-    rows = []
-    for r in report.images():
-        rows.append(
-            [
-                r.node.image.name,
-                r.node.arch.name,
-                r.digest[:19] if r.digest else "-",
-                log.human_size(r.size) if r.size else "-",
-                r.status,
-                r.smoke,
-                f"{r.seconds:.1f}s",
-            ]
-        )
-    text = log.table(["image", "arch", "digest", "size", "status", "smoke", "time"], rows)
-    list_rows = [
-        [registry.ref(r.node.image.repo, r.node.tag), r.digest[:19] if r.digest else "-", r.status]
-        for r in report.lists()
-    ]
-    text += "\n\n" + log.table(["manifest list", "digest", "status"], list_rows)
-    problems = [f"  {r.node.id}: {r.error}" for r in report.failures]
-    if problems:
-        text += "\n\nfailures:\n" + "\n".join(problems)
-    counts = f"{len(report.images())} images, {len(report.lists())} lists, {len(report.failures)} failed"
-    text += f"\n\n{counts}, {report.seconds:.1f}s"
-    return text
-
-
-def report_json(report: Report, registry: Registry) -> dict[str, Any]:
-    """The machine-readable form of the summary (what CI jobs and tests read)."""
-    return {
-        "registry": registry.address,
-        "seconds": round(report.seconds, 3),
-        "fetch_seconds": round(report.fetch_seconds, 3),
-        "images": [
-            {
-                "name": r.node.image.name,
-                "arch": r.node.arch.name,
-                "platform": r.node.arch.platform,
-                "ref": registry.ref(r.node.image.repo, r.node.tag),
-                "digest": r.digest,
-                "size": r.size,
-                "status": r.status,
-                "smoke": r.smoke,
-                "seconds": round(r.seconds, 3),
-                "phases": r.phases,
-                "error": r.error,
-            }
-            for r in report.images()
-        ],
-        "lists": [
-            {
-                "name": r.node.image.name,
-                "ref": registry.ref(r.node.image.repo, r.node.tag),
-                "digest": r.digest,
-                "status": r.status,
-                "error": r.error,
-            }
-            for r in report.lists()
-        ],
-    }
-
-
 def _first_line(text: str, limit: int = 300) -> str:
     line = (text.strip().splitlines() or [""])[0]
     return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def raise_for_failures(report: Report) -> None:
-    if report.fault is not None:
-        names = ", ".join(r.node.id for r in report.failures)
-        raise type(report.fault)(
-            f"{report.fault}\nThe build stopped there: {len(report.failures)} step(s) did not complete ({names}); "
-            "no tag or list was moved to anything unverified."
-        )
-    if report.failures:
-        names = ", ".join(r.node.id for r in report.failures)
-        raise BuildError(f"{len(report.failures)} step(s) did not complete: {names} (details above)")
 
 
 def file_in_image(registry: Registry, repo: str, digest: str, path: str) -> tuple[bytes, int]:

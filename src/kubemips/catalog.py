@@ -17,6 +17,8 @@ from .components import Component, ImageDef, load_each, load_problem
 from .errors import ConfigError
 from .schema import suggest
 
+IMAGE_COLUMNS = ("image", "tag", "component", "kind", "base")
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -31,6 +33,10 @@ class Catalog:
     def image(self, name: str) -> tuple[Component, ImageDef]:
         return self.images[name]
 
+    def image_rows(self) -> list[list[str]]:
+        """One row per image (:data:`IMAGE_COLUMNS`): what `images` lists."""
+        return [[name, c.tag, c.name, c.kind, image.base] for name, (c, image) in sorted(self.images.items())]
+
     def with_version(self, name: str, version: str) -> Catalog:
         """The catalog with component ``name`` at another version (``--version``)."""
         comp = self.components[name]
@@ -38,7 +44,7 @@ class Catalog:
         versions.validate(version, scheme, where=f"--version for {name}")
         tag = version if comp.tag == comp.version else comp.tag.replace(comp.version, version)
         pinned = {v: srcs for v, srcs in (*comp.pinned.items(), (comp.version, comp.sources)) if srcs}
-        sources = pinned.pop(version, comp.sources)  # not pinned: app.plan_for then wants --source
+        sources = pinned.pop(version, comp.sources)  # not pinned: request.plan then wants --source
         new = replace(comp, version=version, tag=tag, sources=sources, pinned=pinned)
         comps = {**self.components, name: new}
         images = {k: ((new, img) if c.name == name else (c, img)) for k, (c, img) in self.images.items()}

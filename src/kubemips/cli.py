@@ -12,8 +12,10 @@ Tasks have long flags only: Invoke's automatic short flags would make `-v` mean
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from invoke.collection import Collection
@@ -21,6 +23,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.program import Program
 from invoke.tasks import Task, task
+
+from kubemips.e2erun import QUICK_FOCUS
 
 from . import __version__, app, clusterops, components, config
 
@@ -140,8 +144,6 @@ def verify(c: Context, what: str = "", arch: str = "", registry: str = "", json:
 )
 def bundle(c: Context, what: str = "docker-ce", arch: str = "", registry: str = "", out: str = "bundles") -> None:
     """Export per-arch .deb bundles (node provisioning) from built images, checksums verified."""
-    from pathlib import Path
-
     with app.edge():
         app.bundle(app.settings(arch=arch, registry=registry), what, Path(out))
 
@@ -159,9 +161,6 @@ def matrix(
     c: Context, what: str = "", arch: str = "", stage: int = -1, github_output: str = "", stages: int = 4
 ) -> None:
     """Print the GitHub Actions strategy.matrix JSON: one entry per image and arch."""
-    import json
-    from pathlib import Path
-
     with app.edge():
         settings = app.settings(arch=arch)
         if github_output:
@@ -188,8 +187,6 @@ def merge(
     arch: str = "",
 ) -> None:
     """Publish and verify manifest lists from sharded builds' digest records."""
-    from pathlib import Path
-
     with app.edge():
         if allow_partial and complete_only:
             raise Exit("error: --allow-partial and --complete-only: give one", code=2)
@@ -241,8 +238,6 @@ def e2e_list(c: Context, k8s: str = config.KUBERNETES_VERSION, registry: str = "
 @command(name="e2e-repo-list", help={"k8s": _K8S_HELP, "registry": _NAMES_REGISTRY, "out": "YAML file to write"})
 def e2e_repo_list(c: Context, k8s: str = config.KUBERNETES_VERSION, registry: str = "", out: str = "") -> None:
     """Write the KUBE_TEST_REPO_LIST YAML pointing every registry key at REGISTRY; print its path."""
-    from pathlib import Path
-
     with app.edge():
         print(app.e2e_repo_list(app.settings(registry=registry), k8s, Path(out) if out else None))
 
@@ -271,8 +266,6 @@ def e2e_coverage(
 
     Also writes the table as Markdown and as an HTML page, and appends it to GitHub's job
     summary when $GITHUB_STEP_SUMMARY is set."""
-    from pathlib import Path
-
     with app.edge():
         app.e2e_coverage(
             app.settings(arch=arch, registry=registry),
@@ -294,8 +287,6 @@ def manifests(
     c: Context, registry: str = "", k8s: str = config.KUBERNETES_VERSION, out: str = "rendered-manifests"
 ) -> None:
     """Render manifests/ (kubeadm, calico, coredns, metrics-server, conformance) for REGISTRY."""
-    from pathlib import Path
-
     with app.edge():
         app.render_manifests(app.settings(registry=registry), k8s, Path(out))
 
@@ -306,8 +297,6 @@ def manifests(
 )
 def verify_manifests(c: Context, registry: str = "", dir: str = "rendered-manifests", arch: str = "") -> None:
     """Check rendered manifests: API schema offline, and every image a list with every arch."""
-    from pathlib import Path
-
     with app.edge():
         app.verify_manifests(app.settings(registry=registry, arch=arch), Path(dir))
 
@@ -450,10 +439,6 @@ def conformance(
     quick: bool = False,
 ) -> None:
     """Run the conformance image's e2e.test against the local cluster; print passed/failed/skipped."""
-    from pathlib import Path
-
-    from kubemips.e2erun import QUICK_FOCUS
-
     if quick:
         if focus != r"\[Conformance\]":
             raise Exit("conformance: --quick and --focus choose the tests both; give one", code=2)

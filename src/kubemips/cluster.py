@@ -24,21 +24,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cmd, e2erun, interrupt, log
+import yaml
+
+from . import cmd, dockerrelay, e2erun, interrupt, log, netplan
 from .arch import Arch
+from .engine import Engine
 from .errors import ClusterError, CommandError, Interrupted, KubemipsError, PrerequisiteError
 from .host import pid_alive
-from .netplan import CNI_BRIDGE, NODE_INTERFACE, AddressPlan
+from .netplan import CNI_BRIDGE, NODE_INTERFACE, AddressPlan, conflicts
 
 # -- where things live ---------------------------------------------------------------------
 
@@ -279,8 +284,6 @@ def kubeadm_config(
     cluster.  kubeadm derives hyperkube's tag from ``kubernetesVersion``, which takes the
     suffix as a semver pre-release.  The node's own parts (control plane, etcd) are of
     ``arch``; the pod sandbox and CoreDNS are workloads, of ``workloads`` (default: arch)."""
-    import yaml
-
     docs = [d for d in yaml.safe_load_all(template) if d]
     by_kind = {d.get("kind"): d for d in docs}
     init = by_kind.get("InitConfiguration")
@@ -372,8 +375,6 @@ def kubeadm_config(
 
 def per_arch_images(manifest: str, arch: Arch) -> str:
     """A manifest's ``image:`` references turned into per-arch tags (see kubeadm_config)."""
-    import re
-
     return re.sub(r"^(\s*(?:- )?image: \S+:[\w.-]+)$", rf"\1-{arch.tag_suffix}", manifest, flags=re.M)
 
 
@@ -579,8 +580,6 @@ def _own_route_rows(plan: AddressPlan) -> list[tuple[str, ...]]:
 
 def network_up(plan: AddressPlan) -> None:
     """kubemips0 with the node address, the routes, and the containment chain (idempotent)."""
-    from .netplan import conflicts
-
     routes, addresses = _host_routes_and_addresses(plan)
     problems = conflicts(plan, routes, addresses)
     if problems:
@@ -748,8 +747,6 @@ def remove_cgroups(keep: Iterable[str]) -> list[str]:
 
 
 def _docker() -> Any:
-    from .engine import Engine
-
     return Engine().client
 
 
@@ -865,10 +862,8 @@ def relay(lay: Layout) -> Supervised:
 
 def withheld_capabilities() -> list[str]:
     """Capabilities this machine's bounding set lacks (see :mod:`kubemips.dockerrelay`)."""
-    from .dockerrelay import withheld_capabilities as parse
-
     last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    return parse(Path("/proc/self/status").read_text(), last)
+    return dockerrelay.withheld_capabilities(Path("/proc/self/status").read_text(), last)
 
 
 def needs_relay() -> bool:
@@ -876,8 +871,6 @@ def needs_relay() -> bool:
 
 
 def start_relay(lay: Layout) -> int:
-    import sys
-
     if len(str(lay.docker_socket)) > 100:
         raise ClusterError(f"{lay.docker_socket}: too long for a unix socket; use a shorter cache path")
     withhold = ",".join(withheld_capabilities())
@@ -1289,9 +1282,9 @@ def _resume(req: UpRequest, lay: Layout, st: State) -> Path:
 
 
 def plan_of(st: State) -> AddressPlan:
-    from .netplan import parse
-
-    return parse(st.plan["node-address"], st.plan["service-subnet"], st.plan["pod-subnet"], where=str(st.node_name))
+    return netplan.parse(
+        st.plan["node-address"], st.plan["service-subnet"], st.plan["pod-subnet"], where=str(st.node_name)
+    )
 
 
 def _print_ready(req: UpRequest, lay: Layout, st: State, took: float) -> None:

@@ -20,6 +20,7 @@ from . import app, archview, cluster, conformance, e2erun, log, manifests
 from .arch import Arch, host_arch, parse_arch
 from .catalog import Catalog
 from .config import Settings
+from .engine import Engine
 from .errors import ClusterError, ConfigError
 from .host import check_emulation
 from .registry import Registry
@@ -143,8 +144,6 @@ def _pull(refs: Iterable[tuple[str, Arch]], *, held_only: bool = False) -> list[
     a view's tag) would otherwise leave the old image under its name.  ``held_only``:
     refresh only what the engine already holds (the rest is pulled when first used)."""
     import docker.errors
-
-    from .engine import Engine
 
     engine = Engine()
     pulled = []

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import versions
+from . import placeholders, versions
 from .arch import ARCHES, Arch, parse_arch
 from .errors import ConfigError
 from .schema import check_table, read_toml, str_list, str_map, suggest
@@ -101,8 +101,8 @@ _GO_SUM_LINE = re.compile(r"^\S+ v\S+ h1:[A-Za-z0-9+/]{43}=$")
 class SmokeDef:
     """Run ``command`` in the image on its arch; the output must match ``expect``.
 
-    ``expect`` is a regular expression searched in the output, after substituting
-    ``{version}``, ``{uname}``, ``{oci}``, ``{debian}``.
+    ``expect`` is a regular expression searched in the output, after filling in the
+    version's and the arch's placeholders (:mod:`kubemips.placeholders`), escaped.
     """
 
     command: tuple[str, ...]
@@ -124,9 +124,14 @@ class SmokeDef:
     without what it needs fails on purpose, with its own message (metrics-server with no
     API server to delegate authentication to exits 2)."""
 
+    where: str = field(default="", compare=False)
+    """The file and table it was read from, for errors."""
+
     def pattern(self, version: str, arch: Arch) -> re.Pattern[str]:
-        values = {"version": re.escape(version), "uname": re.escape(arch.uname), "oci": arch.oci, "debian": arch.debian}
-        text = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), self.expect)
+        """``expect`` with the placeholders of ``version`` and ``arch`` filled in, escaped."""
+        text = placeholders.fill(
+            self.expect, placeholders.values(version, arch), where=f"{self.where} expect", escape=re.escape
+        )
         return re.compile(text, re.MULTILINE)
 
 
@@ -168,8 +173,9 @@ class ImageDef:
             object.__setattr__(self, "repo", self.name)
 
     def env_for(self, arch: Arch) -> tuple[str, ...]:
-        """Env with ``{oci}``/``{debian}`` filled in (etcd needs ETCD_UNSUPPORTED_ARCH=mips64le)."""
-        return tuple(e.replace("{oci}", arch.oci).replace("{debian}", arch.debian) for e in self.env)
+        """Env with the arch's placeholders filled in (etcd needs ETCD_UNSUPPORTED_ARCH=mips64le)."""
+        where = f"image '{self.name}' env"
+        return tuple(placeholders.fill(e, arch.placeholders(), where=where) for e in self.env)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -349,6 +355,7 @@ def load_smoke(where: str, data: Mapping[str, Any], version: str) -> SmokeDef:
         client=smoke.get("client", ""),
         client_command=str_list(where, "client-command", smoke.get("client-command", [])),
         exit_code=smoke.get("exit-code", 0),
+        where=where,
     )
     if not 0 <= result.exit_code <= 255:
         raise ConfigError(f"{where}: exit-code must be 0 to 255, got {result.exit_code}")
@@ -357,6 +364,9 @@ def load_smoke(where: str, data: Mapping[str, Any], version: str) -> SmokeDef:
     for path in result.files:
         if not path.startswith("/"):
             raise ConfigError(f"{where}: files: '{path}' must be an absolute path")
+    placeholders.check(
+        result.expect, where=f"{where} expect", available=(*placeholders.VERSION_KEYS, *placeholders.ARCH_KEYS)
+    )
     try:
         result.pattern(version, ARCHES[0])
     except re.error as exc:
@@ -369,12 +379,14 @@ def _image(where: str, data: Mapping[str, Any], default_name: str, smoke: SmokeD
     name = img.get("name", default_name)
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*", name):
         raise ConfigError(f"{where}: image name '{name}' must be lowercase letters, digits, '.', '_', '-' or '/'")
+    env = str_list(where, "env", img.get("env", []))
+    placeholders.check(env, where=f"{where} env", available=placeholders.ARCH_KEYS)
     return ImageDef(
         name=name,
         base=img.get("base", "scratch"),
         entrypoint=str_list(where, "entrypoint", img["entrypoint"]) if "entrypoint" in img else None,
         cmd=str_list(where, "cmd", img["cmd"]) if "cmd" in img else None,
-        env=str_list(where, "env", img.get("env", [])),
+        env=env,
         labels=str_map(where, "labels", img.get("labels", {})),
         workdir=img.get("workdir", ""),
         user=img.get("user", ""),

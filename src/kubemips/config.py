@@ -1,8 +1,10 @@
 """Settings: defaults, then ``kubemips.toml``, then environment, then flags.
 
 The schema is closed: an unknown table or key is an error naming the file and, for a
-typo, the key that was probably meant.  Resolved settings are a frozen dataclass that the
-rest of the code receives explicitly; nothing else reads the environment for settings.
+typo, the key that was probably meant.  :data:`SCHEMA` is the one place a default is
+written; the project's kubemips.toml shows every key with it (a unit test compares them).
+Resolved settings are a frozen dataclass that the rest of the code receives explicitly;
+nothing else reads the environment for settings.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import netplan
+from . import log, netplan
 from .arch import Arch, parse_arch, parse_arches
+from .e2e import E2E_DIR
 from .errors import ConfigError
 from .schema import check_table, read_toml, str_list, suggest
 
@@ -115,7 +118,7 @@ class Settings:
     """A CA (PEM) trusted for the registry besides the system store and Docker's certs.d."""
     cluster_plan: netplan.AddressPlan = field(default_factory=netplan.default)
     """Addresses of the local cluster (`invoke cluster-up`)."""
-    cluster_timeout: int = 600
+    cluster_timeout: int = SCHEMA["cluster"]["timeout"].default
     version: str = ""
     """From $VERSION: the version of the one component a build names, unless --version is given."""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -129,6 +132,20 @@ class Settings:
     def plain_http(self) -> bool:
         """Loopback registries speak plain HTTP, as Docker assumes for them."""
         return self.insecure or is_loopback(self.registry_host)
+
+    def describe(self) -> str:
+        """What `show-config` prints: the resolved settings and where each came from."""
+        rows = [[key, src] for key, src in sorted(self.sources.items())]
+        return (
+            f"config file : {self.config_path or '(none)'}\n"
+            f"registry    : {self.registry} ({'embedded' if self.embedded else 'external'}, "
+            f"{'http' if self.plain_http else 'https'})\n"
+            f"arches      : {', '.join(f'{a.name} ({a.platform})' for a in self.arches)}\n"
+            f"jobs        : {self.jobs}\n"
+            + (f"version     : {self.version} ($VERSION: the one component a build names)\n" if self.version else "")
+            + f"debian      : {self.debian_suite}, mirror {self.debian_mirror or '(host apt sources)'}\n"
+            f"cache       : {self.cache_dir}\n\n" + log.table(["setting", "from"], rows)
+        )
 
 
 def is_loopback(hostport: str) -> bool:
@@ -187,12 +204,17 @@ def _from_env(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The project root: the directory holding kubemips.toml (or this checkout)."""
+    """The project root: the directory holding kubemips.toml (or this checkout).  An e2e
+    folder's old descriptor of that name (see :mod:`kubemips.e2e`) is passed over."""
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
-        if (candidate / CONFIG_NAME).is_file():
+        if (candidate / CONFIG_NAME).is_file() and not _in_e2e_folder(candidate):
             return candidate
     return Path(__file__).resolve().parents[2]
+
+
+def _in_e2e_folder(directory: Path) -> bool:
+    return (directory / "VERSION").is_file() and E2E_DIR in directory.parent.parts
 
 
 def load(

@@ -11,6 +11,7 @@ every registry key at our registry, and the coverage report.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .catalog import Catalog
 from .errors import ConfigError, KubemipsError
 from .registry import Registry
 from .schema import check_table, read_toml
+from .verify import verify_image
 
 CATALOG_DIR = Path("e2e-images") / "catalogs"
 _TOP = {"kubernetes": str, "registries": dict, "images": list}
@@ -107,6 +109,20 @@ def repo_list_yaml(cc: ConformanceCatalog, registry: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_repo_list(cc: ConformanceCatalog, registry: str, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(repo_list_yaml(cc, registry))
+    return path
+
+
+def buildable(cc: ConformanceCatalog, catalog: Catalog, names: Sequence[str]) -> list[str]:
+    """The project images of the catalog's entries (all, or the ``names`` given, resolved
+    like WHAT): what `e2e-images` and `nox -s e2e_images` build."""
+    if names:
+        return catalog.resolve(list(names), ())
+    return list(dict.fromkeys(e.build for e in cc.provided if e.build in catalog.images))
+
+
 @dataclass
 class CoverageRow:
     entry: Entry
@@ -122,8 +138,6 @@ def coverage(
     cc: ConformanceCatalog, catalog: Catalog, reg: Registry, arches: tuple[Arch, ...], smoke_dir: Path
 ) -> list[CoverageRow]:
     """Per provided entry and arch: in the registry?  digest, size, smoke, real content."""
-    from .verify import verify_image
-
     rows: list[CoverageRow] = []
     for entry in cc.entries:
         for arch in arches:

@@ -5,15 +5,17 @@ lacks it) or — (not provided, with the catalog's reason), followed by the smok
 that image on that arch.  Rendered for the terminal, as Markdown (a file, and GitHub's
 job summary) and as a self-contained HTML page; the same data as JSON for scripts.
 
-Pure functions over :class:`~kubemips.conformance.CoverageRow` lists: unit-tested
-directly.
+Pure functions over :class:`~kubemips.conformance.CoverageRow` lists, unit-tested
+directly; :func:`write_files` puts the Markdown and HTML where they go.
 """
 
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import log
@@ -203,6 +205,24 @@ def as_json(rows: Sequence[CoverageRow], *, kubernetes: str, registry: str) -> d
         "provided": provided,
         "images": images,
     }
+
+
+def write_files(
+    rows: Sequence[CoverageRow], *, kubernetes: str, registry: str, markdown_path: Path, html_path: Path
+) -> str:
+    """Write the Markdown and HTML pages, and append the Markdown to GitHub's job summary
+    when ``$GITHUB_STEP_SUMMARY`` is set; returns the Markdown."""
+    md = markdown(rows, kubernetes=kubernetes, registry=registry)
+    for path, text in (
+        (markdown_path, md), (html_path, html_page(rows, kubernetes=kubernetes, registry=registry))
+    ):  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as out:
+            out.write(md + "\n")
+    return md
 
 
 def _short(text: str, width: int) -> str:

@@ -6,10 +6,15 @@
 entry republishes another project image under its own name and tag, e.g. the e2e
 suite's ``etcd:3.3.15`` is the project's etcd).  So an upstream folder can be dropped in.
 
-An optional ``kubemips.toml`` adds what upstream keeps elsewhere: the repository name
+An optional ``image.toml`` adds what upstream keeps elsewhere: the repository name
 when it differs from the folder (``nginx-1.14`` -> ``nginx``), Go binaries built from the
 Kubernetes tree into the build context (image-util.sh's ``bin`` step, cross-compiled
-here), the smoke check, and a note of what the image really contains.
+here), the smoke check, and a note of what the image really contains.  The file was
+called ``kubemips.toml`` before, the name of the project's settings file: a folder that
+still has one is read, with a deprecation warning.
+
+The descriptor is not part of the image (the build context leaves it out), and it enters
+an image's inputs under its old name, so renaming it changed no image's key.
 """
 
 from __future__ import annotations
@@ -20,13 +25,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import log, placeholders
 from .arch import Arch, parse_arch
 from .components import BaseRef, Component, ImageDef, SmokeDef, load_smoke
 from .errors import ConfigError
 from .schema import check_table, read_toml, str_list, str_map
 
 E2E_DIR = "e2e-images"
-META = "kubemips.toml"
+META = "image.toml"
+"""The folder's descriptor."""
+OLD_META = "kubemips.toml"
+"""The descriptor's former name: still read, with a deprecation warning."""
+META_INPUT_NAME = OLD_META
+"""The name the descriptor has in an image's inputs (the component text and the context
+digest), whichever it is called on disk: the name it had when those keys were made."""
+_warned: set[Path] = set()
 _META = {"repo": str, "content": str, "smoke": dict, "go": dict, "labels": dict, "env": list}
 _GO = {"source": str, "binaries": list, "ldflags": list, "tree-files": list}
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -57,13 +70,36 @@ def parse_baseimage(path: Path) -> dict[Arch, BaseRef]:
     return refs
 
 
+def descriptor(folder: Path) -> Path | None:
+    """The folder's ``image.toml``, or its old ``kubemips.toml`` (warned about once)."""
+    new, old = folder / META, folder / OLD_META
+    if new.exists() and old.exists():
+        raise ConfigError(f"{folder}: has both {META} and {OLD_META}; keep {META} (the new name) only")
+    if old.exists():
+        if old not in _warned:
+            _warned.add(old)
+            log.warn(
+                f"{old}: deprecated name, rename it to {META} (`git mv {old} {new}`); "
+                f"{OLD_META} in an e2e folder is read until the next release"
+            )
+        return old
+    return new if new.exists() else None
+
+
+def input_name(name: str) -> str:
+    """A folder file's name as the image's inputs know it (see :data:`META_INPUT_NAME`)."""
+    return META_INPUT_NAME if name in (META, OLD_META) else name
+
+
 def load_folder(root: Path, folder: Path) -> Component:
     rel = folder.relative_to(root / E2E_DIR).as_posix()
     where = str(folder)
     version = _read_one_line(folder / "VERSION", "VERSION")
     if not _TAG.match(version):
         raise ConfigError(f"{folder / 'VERSION'}: {version!r} is not a valid image tag")
-    meta = check_table(f"{folder / META}", read_toml(folder / META), _META) if (folder / META).exists() else {}
+    desc = descriptor(folder)
+    meta = check_table(str(desc), read_toml(desc), _META) if desc is not None else {}
+    desc = desc or folder / META
     alias = (folder / "ALIAS").read_text().strip() if (folder / "ALIAS").exists() else ""
     dockerfile = folder / "Dockerfile"
     if not alias and not dockerfile.is_file():
@@ -71,9 +107,9 @@ def load_folder(root: Path, folder: Path) -> Component:
     bases = parse_baseimage(folder / "BASEIMAGE") if (folder / "BASEIMAGE").exists() else {}
     build: dict[str, Any] = {}
     if "go" in meta:
-        go = check_table(f"{folder / META}: [go]", meta["go"], _GO)
+        go = check_table(f"{desc}: [go]", meta["go"], _GO)
         if not go.get("binaries") and not go.get("tree-files"):
-            raise ConfigError(f"{folder / META}: [go] needs binaries or tree-files (files taken from the Go source)")
+            raise ConfigError(f"{desc}: [go] needs binaries or tree-files (files taken from the Go source)")
         build = {
             "binaries": go.get("binaries", []),
             "ldflags": go.get("ldflags", []),
@@ -81,10 +117,11 @@ def load_folder(root: Path, folder: Path) -> Component:
         }
         if go.get("tree-files"):
             build["tree-files"] = go["tree-files"]
-    smoke = load_smoke(f"{folder / META}: [smoke]", meta["smoke"], version) if "smoke" in meta else DEFAULT_SMOKE
-    raw = "\n".join(
-        f"--- {p.name}\n{p.read_text()}" for p in sorted(folder.iterdir()) if p.is_file() and p.suffix != ".go"
-    )
+    smoke = load_smoke(f"{desc}: [smoke]", meta["smoke"], version) if "smoke" in meta else DEFAULT_SMOKE
+    files = sorted((input_name(p.name), p) for p in folder.iterdir() if p.is_file() and p.suffix != ".go")
+    raw = "\n".join(f"--- {name}\n{p.read_text()}" for name, p in files)
+    env = str_list(where, "env", meta.get("env", []))
+    placeholders.check(env, where=f"{desc}: env", available=placeholders.ARCH_KEYS)
     labels = str_map(where, "labels", meta.get("labels", {}))
     if meta.get("content"):
         labels = {**labels, "org.kubemips.content": meta["content"]}
@@ -94,7 +131,7 @@ def load_folder(root: Path, folder: Path) -> Component:
         base="scratch",
         entrypoint=None,
         cmd=None,
-        env=str_list(where, "env", meta.get("env", [])),
+        env=env,
         labels=labels,
         workdir="",
         user="",
@@ -142,7 +179,13 @@ def resolve_bases(
                 raise ConfigError(f"{comp.file}: names '{target}', which is not an image of this project")
             source_comp, source_image = images[target]
             # The alias runs the source's check, whose {version} is the source's own.
-            expect = source_image.smoke.expect.replace("{version}", re.escape(source_comp.version))
+            expect = placeholders.fill(
+                source_image.smoke.expect,
+                placeholders.version_values(source_comp.version),
+                where=f"{comp.file}: the smoke check of {target}",
+                escape=re.escape,
+                partial=True,
+            )
             image = replace(image, base=target, smoke=replace(source_image.smoke, expect=expect), env=())
             labels = {**image.labels, "org.kubemips.alias-of": f"{source_image.repo}:{source_comp.tag}"}
             image = replace(image, labels=labels)
@@ -168,7 +211,7 @@ def resolve_bases(
                 provider = comps.get(comp.build["go-source"])
                 if provider is None:
                     raise ConfigError(
-                        f"{comp.directory / META}: [go] source '{comp.build['go-source']}' is not a component"
+                        f"{descriptor(comp.directory)}: [go] source '{comp.build['go-source']}' is not a component"
                     )
                 build = {
                     **comp.build,

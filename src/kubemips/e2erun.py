@@ -12,6 +12,7 @@ files into passed/failed/skipped counts and a list of failures.
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -19,8 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
 from . import interrupt, log
 from .arch import Arch
+from .engine import Engine
 from .errors import ClusterError, ConfigError
 
 CONTAINER_NAME = "kubemips-conformance"
@@ -144,8 +148,6 @@ def parse_junit(paths: Iterable[Path]) -> Summary:
 
 def check_regex(flag: str, pattern: str) -> None:
     """Ginkgo takes Go regular expressions; catch the common mistakes before a long run."""
-    import re
-
     try:
         re.compile(pattern)
     except re.error as exc:
@@ -155,9 +157,6 @@ def check_regex(flag: str, pattern: str) -> None:
 def run(req: RunRequest) -> Summary:
     """Run the suite to completion (or until ``timeout``), then parse and return its results."""
     import docker.errors
-    import requests
-
-    from .engine import Engine
 
     check_regex("focus", req.focus)
     if req.skip:
@@ -311,7 +310,6 @@ def report_markdown(summary: Summary, rec: RunRecord) -> str:
 
 def report_html(markdown: str) -> str:
     """The same page as self-contained HTML (tables, lists, headings; nothing fetched)."""
-    import html
 
     def inline(text: str) -> str:
         text = html.escape(text)

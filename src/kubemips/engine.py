@@ -11,17 +11,22 @@ package mirror.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
+import tarfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from . import log
 from .arch import Arch
-from .auth import Credentials, engine_config
+from .auth import CredentialLookup, Credentials, engine_config
+from .config import Settings
 from .errors import BuildError, PrerequisiteError, SmokeError
 from .host import pid_alive
 
@@ -133,7 +138,6 @@ class Engine:
         the background as a server and the result is the client's, run in its network and
         PID namespaces (the server is PID 1 there: ``/proc/1/root`` is its filesystem)."""
         import docker.errors
-        import requests
 
         container = None
         try:
@@ -170,7 +174,6 @@ class Engine:
 
     def _client_run(self, server: Any, client: tuple[str, Sequence[str]], arch: Arch, timeout: int) -> RunResult:
         import docker.errors
-        import requests
 
         ref, command = client
         self.pull(ref, arch)
@@ -321,6 +324,16 @@ class Engines:
         self.registry_auth = registry_auth
         self.layer_cache = layer_cache
 
+    @classmethod
+    def configured(cls, settings: Settings, *, layer_cache: bool = True) -> Engines:
+        """The engines of a build, sending the configured registry its credentials when
+        they pull from it (the embedded registry asks for none)."""
+        if settings.embedded:
+            return cls(settings.engines, layer_cache=layer_cache)
+        host = settings.registry_host
+        auth = RegistryAuth(host, CredentialLookup(host))
+        return cls(settings.engines, registry_auth=auth, layer_cache=layer_cache)
+
     def for_arch(self, arch: Arch) -> Engine:
         url = self._endpoints.get(arch, "")
         with self._guard:
@@ -338,9 +351,6 @@ def _owner() -> str:
 
 def _tar(files: Mapping[str, str]) -> bytes:
     """A tar of text files by absolute path, for ``put_archive``."""
-    import io
-    import tarfile
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for path, text in sorted(files.items()):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import shutil
 from os import PathLike
 
@@ -28,8 +29,6 @@ class CommandError(KubemipsError):
     """An external command failed; carries the command and its output for the report."""
 
     def __init__(self, argv: list[str], returncode: int, output: str, *, what: str = "") -> None:
-        import shlex
-
         self.argv = argv
         self.returncode = returncode
         self.output = output

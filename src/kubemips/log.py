@@ -20,6 +20,7 @@ they belong to so interleaved output stays readable.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -27,7 +28,7 @@ import time
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 from .errors import ConfigError
 
@@ -262,6 +263,11 @@ def print_block(text: str) -> None:
         sys.stdout.flush()
         _draw_status(sys.stderr)
         sys.stderr.flush()
+
+
+def print_json(data: Any) -> None:
+    """A command's whole stdout with `--json`."""
+    print_block(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def result(text: str) -> None:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import conformance, netplan
+import yaml
+
+from . import conformance, k8sschema, log, netplan
 from .arch import Arch
 from .catalog import Catalog
 from .errors import ConfigError, KubemipsError
@@ -105,8 +107,6 @@ class Doc:
 
 
 def load_dir(directory: Path) -> list[Doc]:
-    import yaml
-
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise ConfigError(f"no *.yaml manifests in {directory} (render them with `invoke manifests`)")
@@ -191,3 +191,32 @@ def check_images(docs: list[Doc], reg: Registry, registry: str, arches: tuple[Ar
         if missing:
             problems.append(f"{ref}: missing for {', '.join(missing)} (used by {where[0]})")
     return problems
+
+
+def cluster_images(root: Path, registry: str, k8s: str, catalog: Catalog) -> list[str]:
+    """Every image a cluster of that version needs, as the rendered manifests name them."""
+    refs: list[str] = []
+    for name, text in render(root, registry, k8s, catalog).items():
+        for i, body in enumerate(yaml.safe_load_all(text)):
+            if isinstance(body, dict):
+                refs += images_of(Doc(Path(name), i, body))
+    return sorted(set(refs))
+
+
+def verify_dir(directory: Path, reg: Registry, registry: str, arches: tuple[Arch, ...]) -> None:
+    """Schema-check every document and check every image it references is a full list;
+    prints what it found, fails naming how many problems there were."""
+    docs = load_dir(directory)
+    problems = [p for doc in docs for p in k8sschema.validate(doc.body, doc.where)]
+    image_problems = check_images(docs, reg, registry, arches)
+    images = sorted({ref for doc in docs for ref in images_of(doc)})
+    log.print_block(
+        f"{len(docs)} documents in {directory}, {len(images)} images, arches {', '.join(a.name for a in arches)}"
+    )
+    for text in problems + image_problems:
+        log.print_block(f"  - {text}")
+    if problems or image_problems:
+        raise KubemipsError(
+            f"{len(problems)} schema problem(s) and {len(image_problems)} image problem(s) in {directory}"
+        )
+    log.print_block("all documents valid; every image is in the registry for every arch")

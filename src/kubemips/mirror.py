@@ -17,13 +17,23 @@ from .verify import verify_list
 
 
 def copy_missing(
-    dest: Registry, src: Registry, source: str, registry: str, refs: Sequence[str], store: oci.BlobStore
+    dest: Registry,
+    src: Registry,
+    source: str,
+    registry: str,
+    refs: Sequence[str],
+    store: oci.BlobStore,
+    *,
+    only: Sequence[str] = (),
 ) -> list[list[str]]:
-    """Copy each of ``refs`` (named in ``registry``) that ``dest`` lacks from ``src``;
-    one row (reference, what happened) per reference."""
+    """Copy each of ``refs`` (named in ``registry``; with ``only``, those of these
+    repositories) that ``dest`` lacks from ``src``; one row (reference, what happened)
+    per reference."""
     rows = []
     for ref in refs:
         repo, tag = split_ref(ref, registry)
+        if only and repo not in only:
+            continue
         if dest.get_manifest(repo, tag) is not None:
             rows.append([ref, "present"])
             continue

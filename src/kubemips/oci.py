@@ -15,7 +15,9 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -148,8 +150,6 @@ class BlobStore:
 
     def gzip_stream(self, source: IO[bytes]) -> Layer:
         """Compress an existing (uncompressed) layer tar into the store."""
-        import shutil
-
         return self._write(lambda sink: shutil.copyfileobj(source, cast(IO[bytes], sink), 1 << 20))
 
     def write_layer(self, fill: LayerFiller) -> Layer:
@@ -163,8 +163,6 @@ class BlobStore:
             return self._write(emit)
 
     def _write(self, emit: Callable[[_HashingWriter], object]) -> Layer:
-        import tempfile
-
         tmp_path: Path | None = None
         try:
             with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as raw:

@@ -41,8 +41,8 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeAlias, TypeVar
-from urllib.parse import urljoin, urlsplit
+from typing import IO, Any, TypeAlias, TypeVar
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 import requests.adapters
@@ -51,11 +51,8 @@ import urllib3.exceptions
 
 from . import auth, log, oci
 from .auth import Credentials, repository_scope
-from .config import is_loopback
+from .config import Settings, is_loopback
 from .errors import ConfigError, RegistryError, RegistryUnavailable
-
-if TYPE_CHECKING:
-    from .config import Settings
 
 DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
@@ -873,6 +870,4 @@ _FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def _form(fields: Mapping[str, str]) -> bytes:
-    from urllib.parse import urlencode
-
     return urlencode(fields).encode()

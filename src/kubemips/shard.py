@@ -15,6 +15,7 @@ builds bases before their children.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -92,18 +93,48 @@ def stages(catalog: Catalog, names: list[str]) -> dict[str, int]:
     return depth
 
 
-def matrix(catalog: Catalog, names: list[str], arches: tuple[Arch, ...], *, stage: int | None = None) -> dict[str, Any]:
-    """``{"include": [...]}``: one entry per image and arch, bases in earlier stages."""
+DEFAULT_RUNNER = "ubuntu-24.04"
+"""The GitHub Actions runner of an arch that ``[ci] runners`` does not name."""
+
+
+def matrix(
+    catalog: Catalog,
+    names: list[str],
+    arches: tuple[Arch, ...],
+    *,
+    stage: int | None = None,
+    runners: Mapping[Arch, str] | None = None,
+) -> dict[str, Any]:
+    """``{"include": [...]}``: one entry per image and arch, bases in earlier stages, each
+    with its runner (``runners``, else :data:`DEFAULT_RUNNER`) and a job id."""
     order = closure(names, catalog)
     depth = stages(catalog, order)
     include = [
-        {"what": name, "arch": arch.name, "platform": arch.platform, "stage": depth[name]}
+        {
+            "what": name,
+            "arch": arch.name,
+            "platform": arch.platform,
+            "stage": depth[name],
+            "runner": (runners or {}).get(arch, DEFAULT_RUNNER),
+            "id": f"{name.replace('/', '-')}-{arch.name}",
+        }
         for name in order
         for arch in arches
         if stage is None or depth[name] == stage
     ]
     include.sort(key=lambda e: (e["stage"], e["what"], e["arch"]))
     return {"include": include}
+
+
+def write_github_output(path: Path, full: Mapping[str, Any], stages: int) -> None:
+    """``stageN=<matrix json>`` lines for a workflow with ``stages`` build stages."""
+    deepest = max((e["stage"] for e in full["include"]), default=0)
+    if deepest >= stages:
+        raise ConfigError(f"the plan needs {deepest + 1} stages but the workflow has {stages}")
+    with path.open("a") as out:
+        for n in range(stages):
+            entries = [e for e in full["include"] if e["stage"] == n]
+            out.write(f"stage{n}={json.dumps({'include': entries}, separators=(',', ':'))}\n")
 
 
 def requested_nodes(plan: Plan) -> Plan:
@@ -113,9 +144,11 @@ def requested_nodes(plan: Plan) -> Plan:
 
 
 def provided_bases(
-    reg: Registry, catalog: Catalog, plan: Plan, records: list[Record], digests_dir: Path, registry: str
+    reg: Registry, catalog: Catalog, plan: Plan, digests_dir: Path, registry: str
 ) -> dict[str, ImageResult]:
-    """Base images of a sharded build: from digest records, else from the registry's tags."""
+    """Base images of a sharded build: from the digest records in ``digests_dir`` (when it
+    exists), else from the registry's tags."""
+    records = read_records(digests_dir) if digests_dir.is_dir() else []
     by_node = {(r.image, r.arch): r for r in records}
     preset: dict[str, ImageResult] = {}
     wanted = {d for n in plan.nodes for d in plan.deps[n.id]} - {n.id for n in plan.nodes}
@@ -249,3 +282,8 @@ def merge(
         log.info(f"{status} {reg.ref(repo, tag)} [{', '.join(arches)}], verified")
         results.append(MergeResult(repo, tag, arches, digest, status))
     return results, skipped
+
+
+def merge_table(reg: Registry, results: list[MergeResult]) -> str:
+    rows = [[reg.ref(r.image, r.tag), ", ".join(r.arches), r.digest[:19], r.status] for r in results]
+    return log.table(["manifest list", "arches", "digest", "status"], rows)

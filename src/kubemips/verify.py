@@ -12,8 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from . import log
 from .arch import Arch, from_oci
-from .errors import VerifyError
+from .errors import KubemipsError, VerifyError
+from .plan import Plan
 from .registry import Registry
 
 
@@ -83,3 +85,28 @@ def verify_list(
     for arch, digest in children.items():
         verify_image(reg, name, digest, arch)
     return children
+
+
+def verify_published(reg: Registry, plan: Plan, arches: Sequence[Arch], *, as_json: bool = False) -> None:
+    """Verify the published list of every list node of ``plan`` and print a table (or
+    JSON); fails naming how many did not pass."""
+    rows = []
+    records: list[dict[str, Any]] = []
+    failed = 0
+    for node in plan.nodes:
+        if node.id.endswith("/list"):
+            name, tag = node.image.repo, node.comp.tag
+            try:
+                children = verify_list(reg, name, tag, arches)
+                rows.append([reg.ref(name, tag), ", ".join(a.name for a in children), "ok"])
+                records.append({"ref": reg.ref(name, tag), "arches": [a.name for a in children], "ok": True})
+            except KubemipsError as exc:
+                failed += 1
+                rows.append([reg.ref(name, tag), "-", f"FAILED: {exc}"])
+                records.append({"ref": reg.ref(name, tag), "arches": [], "ok": False, "error": str(exc)})
+    if as_json:
+        log.print_json({"registry": reg.address, "lists": records, "failed": failed})
+    else:
+        log.print_block(log.table(["manifest list", "arches", "result"], rows))
+    if failed:
+        raise KubemipsError(f"{failed} list(s) failed verification")

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from kubemips import config
+from kubemips import config, shard
 from kubemips.errors import ConfigError
+from kubemips.schema import read_toml
 
 
 def load(
@@ -136,3 +137,15 @@ def test_version_comes_from_the_environment_only(tmp_path: Path) -> None:
     assert load(tmp_path).version == ""
     with pytest.raises(ConfigError, match="unknown key 'version'"):
         load(tmp_path, "[build]\nversion = '3.2'\n")
+
+
+def test_the_project_file_lists_every_key_with_configs_default() -> None:
+    """config.SCHEMA is where defaults live; kubemips.toml shows them and must not drift."""
+    root = Path(__file__).resolve().parents[2]
+    listed = read_toml(root / config.CONFIG_NAME)
+    assert sorted(listed) == sorted(config.SCHEMA)
+    for table, keys in config.SCHEMA.items():
+        assert sorted(listed[table]) == sorted(keys), f"[{table}]"
+        for key, spec in keys.items():
+            assert listed[table][key] == spec.default, f"[{table}] {key}"
+    assert f"(default: {shard.DEFAULT_RUNNER})" in (root / config.CONFIG_NAME).read_text()

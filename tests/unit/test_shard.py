@@ -30,6 +30,25 @@ def test_matrix_stages_follow_the_from_graph() -> None:
     assert [e["stage"] for e in m["include"]] == sorted(e["stage"] for e in m["include"])
     only = shard.matrix(catalog, ["hyperkube"], parse_arches("mips64el"), stage=1)
     assert [(e["what"], e["arch"]) for e in only["include"]] == [("hyperkube-base", "mips64el")]
+    assert entries[("pause", "amd64")]["runner"] == shard.DEFAULT_RUNNER
+    assert entries[("pause", "amd64")]["id"] == "pause-amd64"
+    (mips,) = parse_arches("mips64el")
+    native = shard.matrix(catalog, ["pause"], parse_arches("amd64,mips64el"), runners={mips: "mips-box"})
+    assert {e["arch"]: e["runner"] for e in native["include"]} == {
+        "amd64": shard.DEFAULT_RUNNER,
+        "mips64el": "mips-box",
+    }
+
+
+def test_github_output_has_a_line_per_stage(tmp_path: Path) -> None:
+    full = shard.matrix(load_catalog(REPO), ["hyperkube"], parse_arches("amd64"))
+    out = tmp_path / "github-output"
+    shard.write_github_output(out, full, 3)
+    lines = out.read_text().splitlines()
+    assert [line.split("=", 1)[0] for line in lines] == ["stage0", "stage1", "stage2"]
+    assert json.loads(lines[2].split("=", 1)[1])["include"][0]["what"] == "hyperkube"
+    with pytest.raises(ConfigError, match="needs 3 stages but the workflow has 2"):
+        shard.write_github_output(out, full, 2)
 
 
 def test_records_roundtrip_and_reject_garbage(tmp_path: Path) -> None:

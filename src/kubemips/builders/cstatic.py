@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .. import cmd
+from .. import cmd, placeholders
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import ConfigError
@@ -38,9 +38,12 @@ class CStaticBuilder(Builder):
             out.append((rel, path.read_bytes()))
         return out
 
-    def _defines(self, comp: Component) -> dict[str, str]:
+    def _defines(self, comp: Component, arch: Arch) -> dict[str, str]:
         raw = str_map(str(comp.file), "defines", comp.build.get("defines", {}))
-        return {k: v.replace("{version}", comp.version) for k, v in sorted(raw.items())}
+        values = placeholders.values(comp.version, arch)
+        return {
+            k: placeholders.fill(v, values, where=f"{comp.file}: [build] defines.{k}") for k, v in sorted(raw.items())
+        }
 
     def _compiler(self, arch: Arch) -> str:
         return f"{arch.triple}-gcc"
@@ -51,7 +54,7 @@ class CStaticBuilder(Builder):
         return {
             "sources": {rel: hashlib.sha256(data).hexdigest() for rel, data in self._sources(comp)},
             "cflags": list(comp.build.get("cflags", [])),
-            "defines": self._defines(comp),
+            "defines": self._defines(comp, arch),
             "output": comp.build["output"],
             "compiler": cmd.output([gcc, "--version"]).splitlines()[0],
         }
@@ -62,7 +65,7 @@ class CStaticBuilder(Builder):
         work = ctx.workdir(comp, arch)
         binary = work / "out.bin"
         srcs = [str(comp.directory / rel) for rel, _ in self._sources(comp)]
-        defines = [f'-D{k}="{v}"' for k, v in self._defines(comp).items()]
+        defines = [f'-D{k}="{v}"' for k, v in self._defines(comp, arch).items()]
         cflags = list(comp.build.get("cflags", []))
         what = f"{comp.name} {comp.version} {arch}"
         # -ffile-prefix-map keeps the checkout path out of the binary: same digest anywhere.

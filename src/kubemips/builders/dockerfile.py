@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import timing
+from .. import placeholders, timing
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
@@ -50,13 +50,9 @@ def tree_digest(root: Path, *, exclude: tuple[str, ...] = (".git",)) -> dict[str
     return result
 
 
-def fill(text: str, comp: Component, arch: Arch) -> str:
-    return (
-        text.replace("{version}", comp.version)
-        .replace("{oci}", arch.oci)
-        .replace("{debian}", arch.debian)
-        .replace("{triple}", arch.triple)
-    )
+def fill(text: str, comp: Component, arch: Arch, key: str) -> str:
+    """``text`` from ``[build] key`` with the component's and the arch's placeholders filled."""
+    return placeholders.fill(text, placeholders.values(comp.version, arch), where=f"{comp.file}: [build] {key}")
 
 
 def archive_inputs(arch: Arch, ctx: BuildContext) -> list[str]:
@@ -144,7 +140,7 @@ class DockerfileBuilder(Builder):
 
     def _args(self, comp: Component, image: ImageDef, arch: Arch) -> dict[str, str]:
         raw = str_map(str(comp.file), "args", comp.build.get("args", {}))
-        return {k: fill(v, comp, arch) for k, v in sorted(raw.items())}
+        return {k: fill(v, comp, arch, f"args.{k}") for k, v in sorted(raw.items())}
 
     def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
         dockerfile = comp.build.get("dockerfile", "Dockerfile")
@@ -189,7 +185,7 @@ class DebianPackagesBuilder(DockerfileBuilder):
 
     def _dockerfile(self, comp: Component, arch: Arch) -> str:
         where = str(comp.file)
-        packages = [fill(p, comp, arch) for p in str_list(where, "packages", comp.build["packages"])]
+        packages = [fill(p, comp, arch, "packages") for p in str_list(where, "packages", comp.build["packages"])]
         quoted = " ".join(shlex.quote(p) for p in packages)
         names = " ".join(shlex.quote(p.split("=")[0].split("/")[0]) for p in packages)
         steps = ["set -eu", "apt-get update -q"]
@@ -204,7 +200,7 @@ class DebianPackagesBuilder(DockerfileBuilder):
         steps.append("apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin")
         lines = ["ARG BASEIMAGE", "FROM ${BASEIMAGE}", "RUN " + " && \\\n    ".join(steps)]
         for extra in str_list(where, "run", comp.build.get("run", [])):
-            lines.append("RUN " + fill(extra, comp, arch))
+            lines.append("RUN " + fill(extra, comp, arch, "run"))
         return "\n".join(lines) + "\n"
 
     def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:

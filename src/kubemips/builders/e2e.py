@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from .. import timing
 from ..arch import Arch
 from ..components import Component, ImageDef
+from ..e2e import META, OLD_META, descriptor, input_name
 from ..errors import BuildError, ConfigError
 from ..schema import check_table
 from .base import BaseImage, BuildContext, Builder, BuildOutput
@@ -44,6 +45,12 @@ def check_arch(comp: Component, arch: Arch) -> None:
         )
 
 
+def context_digest(folder: Path) -> dict[str, str]:
+    """The folder's files as an input of its images, the descriptor under the name it has
+    in every image's inputs (:data:`kubemips.e2e.META_INPUT_NAME`)."""
+    return {input_name(name): digest for name, digest in tree_digest(folder).items()}
+
+
 class E2EDockerfileBuilder(DockerfileBuilder):
     kind: ClassVar[str] = "e2e-dockerfile"
     options: ClassVar[Mapping[str, type]] = {
@@ -57,7 +64,7 @@ class E2EDockerfileBuilder(DockerfileBuilder):
     def check(self, comp: Component) -> dict[str, Any]:
         opts = super().check(comp)
         for i, entry in enumerate(opts.get("binaries", [])):
-            where = f"{comp.directory / 'kubemips.toml'}: [go] binaries[{i}]"
+            where = f"{descriptor(comp.directory)}: [go] binaries[{i}]"
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where}: must be a table {{ name = ..., package = ... }}")
             check_table(where, entry, BINARY_KEYS, required=("name", "package"))
@@ -73,7 +80,7 @@ class E2EDockerfileBuilder(DockerfileBuilder):
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         check_arch(comp, arch)
         doc: dict[str, Any] = {
-            "context": tree_digest(comp.directory),
+            "context": context_digest(comp.directory),
             "engine": ctx.engines.for_arch(arch).server_version(),
             "archive": archive_inputs(arch, ctx),
         }
@@ -91,7 +98,7 @@ class E2EDockerfileBuilder(DockerfileBuilder):
         context = work / "context"
         if context.exists():
             shutil.rmtree(context)
-        shutil.copytree(comp.directory, context, ignore=shutil.ignore_patterns("kubemips.toml"))
+        shutil.copytree(comp.directory, context, ignore=shutil.ignore_patterns(META, OLD_META))
         if uses_go_source(comp):
             with timing.phase("native"):  # cross-compiled, even where the RUN steps are emulated
                 artifacts = _GO._compile(comp, arch, ctx)

@@ -2,8 +2,9 @@
 
 Never compiled under QEMU.  Each binary is built once per component and arch, then the
 component's images pick their files from the results (``files = { "/path" = "binary" }``).
-Version ldflags are written as upstream's Makefiles set them, with placeholders filled
-from the component: ``{version}`` ``{major}`` ``{minor}`` ``{commit}`` ``{date}``.
+Version ldflags are written as upstream's Makefiles set them, with placeholders
+(:mod:`kubemips.placeholders`) filled from the component: ``{version}`` ``{major}``
+``{minor}`` ``{commit}`` ``{date}`` and the arch's spellings.
 Binaries and extra files can be limited to a version range (hyperkube is one binary up
 to v1.16 and a wrapper over the server binaries from v1.17).
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import threading
 import time
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import cmd, generate, gotool, log, sources, versions
+from .. import cmd, generate, gotool, log, placeholders, sources, versions
 from ..arch import Arch
 from ..components import Component, ImageDef, Source
 from ..errors import BuildError, ConfigError
@@ -171,16 +171,8 @@ class GoBuilder(Builder):
         return doc
 
     # -- build ------------------------------------------------------------------------------
-    def _placeholders(self, comp: Component, commit: str, epoch: int) -> dict[str, str]:
-        version = source_version(comp)
-        m = re.match(r"v?(\d+)\.(\d+)", version)
-        return {
-            "version": version,
-            "major": m.group(1) if m else "",
-            "minor": m.group(2) if m else "",
-            "commit": commit,
-            "date": iso_time(epoch),
-        }
+    def _placeholders(self, comp: Component, arch: Arch, commit: str, epoch: int) -> dict[str, str]:
+        return {**placeholders.values(source_version(comp), arch), "commit": commit, "date": iso_time(epoch)}
 
     def _compile(self, comp: Component, arch: Arch, ctx: BuildContext) -> Path:
         """Build every binary of ``comp`` for ``arch`` once; returns the artifacts dir."""
@@ -210,10 +202,13 @@ class GoBuilder(Builder):
                 tree = trees[binary["source"]]
                 source = comp.sources.get(binary["source"])
                 values = self._placeholders(
-                    comp, self._commit(comp, binary["source"], ctx), ctx.settings.source_date_epoch
+                    comp, arch, self._commit(comp, binary["source"], ctx), ctx.settings.source_date_epoch
                 )
                 flags = [*comp.build.get("ldflags", []), *binary.get("ldflags", [])]
-                ldflags = " ".join(["-s", "-w", "-buildid=", *(_fill(f, values) for f in flags)])
+                where = f"{comp.file}: ldflags of {binary['name']}"
+                ldflags = " ".join(
+                    ["-s", "-w", "-buildid=", *(placeholders.fill(f, values, where=where) for f in flags)]
+                )
                 env, build_dir = self._layout(comp, source, tree, binary["package"], work, go_cache)
                 env.update({"GOOS": "linux", "GOARCH": arch.oci, "CGO_ENABLED": "0"})
                 verb = ["test", "-c"] if binary.get("test") else ["build"]
@@ -305,7 +300,3 @@ def source_version(comp: Component) -> str:
     the Kubernetes tree, that tree's (agnhost 2.6 compiles from Kubernetes v1.16.2, whose
     patches and version stamps apply)."""
     return str(comp.build.get("source-version", comp.version))
-
-
-def _fill(text: str, values: Mapping[str, str]) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)

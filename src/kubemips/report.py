@@ -1,0 +1,115 @@
+"""A build's report: the summary table on stdout, the JSON file (``--report``), and the
+exit status a failed step gives the command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from . import log
+from .build import Report
+from .errors import BuildError, file_error
+from .registry import Registry
+
+
+def default_path(cache_dir: Path) -> Path:
+    """Where the report goes without ``--report``."""
+    return cache_dir / "reports" / "last-build.json"
+
+
+def write_and_show(report: Report, registry: Registry, path: Path, *, as_json: bool = False) -> None:
+    """Write the JSON report to ``path`` and print the summary (or, with ``as_json``, the
+    report and its path as stdout's one JSON document).
+
+    A report that cannot be written fails the command, unless a fault already stopped the
+    run: that fault is then the message, and the report is only printed."""
+    data = report_json(report, registry)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        error = file_error(exc, path, doing="writing the build report")
+        if report.fault is None:
+            raise error from None
+        log.warn(f"no report: {error}")
+    if as_json:
+        log.print_json({**data, "report": str(path)})
+    else:
+        log.print_block("\n" + summary(report, registry) + f"\nreport: {path}")
+
+
+def summary(report: Report, registry: Registry) -> str:
+    rows = []
+    for r in report.images():
+        rows.append(
+            [
+                r.node.image.name,
+                r.node.arch.name,
+                r.digest[:19] if r.digest else "-",
+                log.human_size(r.size) if r.size else "-",
+                r.status,
+                r.smoke,
+                f"{r.seconds:.1f}s",
+            ]
+        )
+    text = log.table(["image", "arch", "digest", "size", "status", "smoke", "time"], rows)
+    list_rows = [
+        [registry.ref(r.node.image.repo, r.node.tag), r.digest[:19] if r.digest else "-", r.status]
+        for r in report.lists()
+    ]
+    text += "\n\n" + log.table(["manifest list", "digest", "status"], list_rows)
+    problems = [f"  {r.node.id}: {r.error}" for r in report.failures]
+    if problems:
+        text += "\n\nfailures:\n" + "\n".join(problems)
+    counts = f"{len(report.images())} images, {len(report.lists())} lists, {len(report.failures)} failed"
+    text += f"\n\n{counts}, {report.seconds:.1f}s"
+    return text
+
+
+def report_json(report: Report, registry: Registry) -> dict[str, Any]:
+    """The machine-readable form of the summary (what CI jobs and tests read)."""
+    return {
+        "registry": registry.address,
+        "seconds": round(report.seconds, 3),
+        "fetch_seconds": round(report.fetch_seconds, 3),
+        "images": [
+            {
+                "name": r.node.image.name,
+                "arch": r.node.arch.name,
+                "platform": r.node.arch.platform,
+                "ref": registry.ref(r.node.image.repo, r.node.tag),
+                "digest": r.digest,
+                "size": r.size,
+                "status": r.status,
+                "smoke": r.smoke,
+                "seconds": round(r.seconds, 3),
+                "phases": r.phases,
+                "error": r.error,
+            }
+            for r in report.images()
+        ],
+        "lists": [
+            {
+                "name": r.node.image.name,
+                "ref": registry.ref(r.node.image.repo, r.node.tag),
+                "digest": r.digest,
+                "status": r.status,
+                "error": r.error,
+            }
+            for r in report.lists()
+        ],
+    }
+
+
+def raise_for_failures(report: Report) -> None:
+    if report.fault is not None:
+        names = ", ".join(r.node.id for r in report.failures)
+        raise type(report.fault)(
+            f"{report.fault}\nThe build stopped there: {len(report.failures)} step(s) did not complete ({names}); "
+            "no tag or list was moved to anything unverified."
+        )
+    if report.failures:
+        names = ", ".join(r.node.id for r in report.failures)
+        raise BuildError(f"{len(report.failures)} step(s) did not complete: {names} (details above)")
