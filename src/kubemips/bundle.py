@@ -16,6 +16,7 @@ from typing import Any
 
 from . import log
 from .arch import Arch
+from .builders import builder_for
 from .catalog import Catalog
 from .errors import ConfigError, KubemipsError
 from .registry import Registry
@@ -29,7 +30,7 @@ def export_bundles(reg: Registry, catalog: Catalog, what: str, arches: Sequence[
     for entry in catalog.resolve(what, ()):
         comp, image = catalog.image(entry)
         name = image.repo
-        inside = str(comp.build.get("bundle", "")).strip("/")
+        inside = builder_for(comp).bundle(comp).strip("/")
         if not inside:
             raise ConfigError(f'{comp.file}: {name} keeps no bundle (needs [build] bundle = "/path")')
         for arch in arches:

@@ -333,6 +333,10 @@ class Component:
     pinned: Mapping[str, Mapping[str, Source]] = field(default_factory=dict)
     """Further versions with their own pinned sources (``[versions."X".source]``), which
     ``--version X`` builds without a local tree."""
+    provider: Component | None = field(default=None, repr=False)
+    """For an e2e image whose Go binaries or files come from another component's source
+    (the Kubernetes tree of hyperkube): that component, whose pinned sources (also this
+    one's ``sources``), version and ldflags its build uses."""
 
     @property
     def pinned_versions(self) -> tuple[str, ...]:

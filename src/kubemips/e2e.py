@@ -42,6 +42,9 @@ digest), whichever it is called on disk: the name it had when those keys were ma
 _warned: set[Path] = set()
 _META = {"repo": str, "content": str, "smoke": dict, "go": dict, "labels": dict, "env": list}
 _GO = {"source": str, "binaries": list, "ldflags": list, "tree-files": list}
+GO_SOURCE = "go-source"
+"""The ``[build]`` key an e2e folder's ``[go] source`` becomes: the component whose source
+tree its Go comes from (:attr:`kubemips.components.Component.provider` once resolved)."""
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_SMOKE = SmokeDef(command=("/bin/sh", "-c", "uname -m"), expect="^{uname}$", timeout=120, env=())
 
@@ -110,13 +113,7 @@ def load_folder(root: Path, folder: Path) -> Component:
         go = check_table(f"{desc}: [go]", meta["go"], _GO)
         if not go.get("binaries") and not go.get("tree-files"):
             raise ConfigError(f"{desc}: [go] needs binaries or tree-files (files taken from the Go source)")
-        build = {
-            "binaries": go.get("binaries", []),
-            "ldflags": go.get("ldflags", []),
-            "go-source": go.get("source", "hyperkube"),
-        }
-        if go.get("tree-files"):
-            build["tree-files"] = go["tree-files"]
+        build = {**{k: v for k, v in go.items() if k != "source"}, GO_SOURCE: go.get("source", "hyperkube")}
     smoke = load_smoke(f"{desc}: [smoke]", meta["smoke"], version) if "smoke" in meta else DEFAULT_SMOKE
     files = sorted((input_name(p.name), p) for p in folder.iterdir() if p.is_file() and p.suffix != ".go")
     raw = "\n".join(f"--- {name}\n{p.read_text()}" for name, p in files)
@@ -206,18 +203,13 @@ def resolve_bases(
                 )
             if parents:
                 image = replace(image, base=parents.pop())
-            if comp.build.get("binaries") or comp.build.get("tree-files"):
+            if GO_SOURCE in comp.build:
                 # Go sources live in the Kubernetes tree: the named component's pinned source.
-                provider = comps.get(comp.build["go-source"])
+                provider = comps.get(comp.build[GO_SOURCE])
                 if provider is None:
                     raise ConfigError(
-                        f"{descriptor(comp.directory)}: [go] source '{comp.build['go-source']}' is not a component"
+                        f"{descriptor(comp.directory)}: [go] source '{comp.build[GO_SOURCE]}' is not a component"
                     )
-                build = {
-                    **comp.build,
-                    "ldflags": [*provider.build.get("ldflags", []), *comp.build.get("ldflags", [])],
-                    "source-version": provider.version,
-                }
-                comp = replace(comp, sources=provider.sources, build=build)
+                comp = replace(comp, sources=provider.sources, provider=provider)
         resolved[comp.name] = replace(comp, images=(image,))
     return resolved

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .arch import Arch
-from .builders.golang import source_names, uses_go_source
+from .builders import go_sources
 from .catalog import Catalog
 from .components import Component
 from .errors import ConfigError
@@ -85,16 +85,16 @@ def add_kubernetes_tree(plan: Plan, sources: SourceMap, k8s_source: str) -> None
     tree = Path(k8s_source).expanduser().resolve()
     if not tree.is_dir():
         raise ConfigError(f"--source {k8s_source}: not a directory")
-    providers = {n.comp.build.get("go-source") for n in plan.nodes if n.comp.e2e}
+    providers = {n.comp.provider.name for n in plan.nodes if n.comp.provider is not None}
     for node in plan.nodes:
-        if (node.comp.e2e and uses_go_source(node.comp)) or node.comp.name in providers:
+        if (node.comp.e2e and go_sources(node.comp)) or node.comp.name in providers:
             sources[node.comp.name] = {"main": tree}
 
 
 def check_sources(plan: Plan, sources: SourceMap) -> None:
     """Every Go source a planned image compiles from is pinned or given with --source."""
     for comp in {node.comp.name: node.comp for node in plan.nodes}.values():
-        needed = source_names(comp)
+        needed = go_sources(comp)
         missing = [n for n in needed if n not in comp.sources and n not in sources.get(comp.name, {})]
         if missing:
             flag = "--source DIR" if missing == ["main"] else "--source " + ",".join(f"{m}=DIR" for m in missing)

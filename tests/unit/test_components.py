@@ -52,6 +52,41 @@ def test_unknown_build_key_caught_by_builder(tmp_path: Path) -> None:
         builder_for(comp)
 
 
+def test_build_options_are_typed_with_their_defaults_and_checked_once(tmp_path: Path) -> None:
+    body = simple("x").replace('output = "/bin/x"', 'output = "/bin/x"\ndefines = { V = "{version}" }')
+    comp = components.load_component(write_component(tmp_path, "x", body))
+    builder = builder_for(comp)
+    opts = builder.opts(comp)
+    assert (opts.sources, opts.cflags, dict(opts.defines), opts.output) == (
+        ("main.c",),
+        (),
+        {"V": "{version}"},
+        "/bin/x",
+    )
+    assert builder.opts(comp) is opts
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('output = "/bin/x"', 'output = "/bin/x"\ncflags = "-O2"', r"\[build\]: 'cflags' must be a list of strings"),
+        (
+            'output = "/bin/x"',
+            'output = "/bin/x"\ndefines = { V = 1 }',
+            r"\[build\]: 'defines' must be a table of strings",
+        ),
+        ('output = "/bin/x"', "output = 1", r"\[build\]: 'output' must be a string, got 1"),
+        ('output = "/bin/x"', "", r"\[build\]: missing required key 'output'"),
+    ],
+)
+def test_build_option_errors_name_the_file_and_key(tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = write_component(tmp_path, "x", simple("x").replace(old, new))
+    comp = components.load_component(path)
+    with pytest.raises(ConfigError, match=message) as err:
+        builder_for(comp)
+    assert str(err.value).startswith(f"{path}: [build]: ")
+
+
 def test_unknown_builder_kind(tmp_path: Path) -> None:
     path = write_component(tmp_path, "x", simple("x").replace('kind = "c-static"', 'kind = "c-statik"'))
     with pytest.raises(ConfigError, match="kind 'c-statik' is unknown.*Perhaps you meant 'c-static'"):

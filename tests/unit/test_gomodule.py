@@ -8,6 +8,8 @@ import pytest
 
 from kubemips import components, gotool
 from kubemips.arch import parse_arch
+from kubemips.builders import builder_for
+from kubemips.builders.golang import source_version
 from kubemips.catalog import load_catalog
 from kubemips.errors import ConfigError, PrerequisiteError
 
@@ -70,10 +72,18 @@ def test_e2e_go_images_build_from_the_kubernetes_module_at_its_version() -> None
     cat = load_catalog(REPO)
     agnhost, _ = cat.image("agnhost")
     assert agnhost.sources == cat.components["hyperkube"].sources
-    assert agnhost.build["source-version"] == "v1.16.2" and agnhost.version == "2.6"
+    assert source_version(agnhost) == "v1.16.2" and agnhost.version == "2.6"
+    go = builder_for(agnhost).go_options(agnhost)
+    assert go is not None
+    # the Kubernetes build's ldflags first, then the folder's own
+    hyperkube = cat.components["hyperkube"]
+    own = builder_for(hyperkube).opts(hyperkube).ldflags
+    assert own and go.ldflags[: len(own)] == own
     # porter's test certificate comes from the same tree (the Proxy test's TLS ports)
-    assert [f["name"] for f in agnhost.build["tree-files"]] == ["localhost.crt", "localhost.key"]
-    assert "tree-files" not in cat.image("mounttest")[0].build
+    assert [f["name"] for f in go.tree_files] == ["localhost.crt", "localhost.key"]
+    mounttest, _ = cat.image("mounttest")
+    mounttest_go = builder_for(mounttest).go_options(mounttest)
+    assert mounttest_go is not None and mounttest_go.tree_files == ()
 
 
 def fake_go(tmp_path: Path, name: str, version: str) -> Path:

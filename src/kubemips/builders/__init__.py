@@ -1,27 +1,30 @@
 """Builders turn a component's ``[build]`` table into image layers for one architecture.
 
-Each builder declares the keys it accepts (a closed schema) and two operations: the JSON
-description of every input that determines its output (hashed into the skip key), and the
-build itself.  ``kind`` in component.toml picks the builder from :data:`BUILDERS`.
+Each builder declares the keys it accepts (a closed schema: a frozen dataclass of its
+options, checked once per component) and two operations: the JSON description of every
+input that determines its output (hashed into the skip key), and the build itself.
+``kind`` in component.toml picks the builder from :data:`BUILDERS`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..components import Component
 from ..errors import ConfigError
 from ..schema import suggest
-from .base import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput, Options
 from .cstatic import CStaticBuilder
 from .dockerfile import DebianPackagesBuilder, DockerfileBuilder
 from .e2e import AliasBuilder, E2EDockerfileBuilder
-from .golang import GoBuilder
+from .golang import GoBuilder, source_names
 from .rootfs import RootfsBuilder
 
-__all__ = ["BUILDERS", "BaseImage", "BuildContext", "BuildOutput", "Builder", "builder_for"]
+__all__ = ["BUILDERS", "BaseImage", "BuildContext", "BuildOutput", "Builder", "Options", "builder_for", "go_sources"]
 
 
-def _registry() -> dict[str, Builder]:
-    builders: list[Builder] = [
+def _registry() -> dict[str, Builder[Any]]:
+    builders: list[Builder[Any]] = [
         CStaticBuilder(),
         RootfsBuilder(),
         DockerfileBuilder(),
@@ -33,10 +36,11 @@ def _registry() -> dict[str, Builder]:
     return {b.kind: b for b in builders}
 
 
-BUILDERS: dict[str, Builder] = {}
+BUILDERS: dict[str, Builder[Any]] = {}
 
 
-def builder_for(comp: Component) -> Builder:
+def builder_for(comp: Component) -> Builder[Any]:
+    """The builder of ``comp``'s kind, its ``[build]`` table checked (once per component)."""
     if not BUILDERS:
         BUILDERS.update(_registry())
     builder = BUILDERS.get(comp.kind)
@@ -45,5 +49,11 @@ def builder_for(comp: Component) -> Builder:
             f"{comp.file}: [build] kind '{comp.kind}' is unknown; known: {', '.join(sorted(BUILDERS))}."
             + suggest(comp.kind, list(BUILDERS))
         )
-    builder.check(comp)
+    builder.opts(comp)
     return builder
+
+
+def go_sources(comp: Component) -> list[str]:
+    """The sources ``comp`` compiles Go from (or takes files of a Go tree from), sorted."""
+    go = builder_for(comp).go_options(comp)
+    return source_names(comp, go) if go is not None else []

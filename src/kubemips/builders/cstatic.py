@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .. import cmd, placeholders
@@ -15,23 +16,27 @@ from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import ConfigError
 from ..oci import FileEntry, FilesLayer
-from ..schema import str_list, str_map
-from .base import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput, Options
 
 
-class CStaticBuilder(Builder):
+@dataclass(frozen=True, kw_only=True)
+class CStaticOptions(Options):
+    sources: tuple[str, ...]
+    """C files in the component directory."""
+    cflags: tuple[str, ...] = ()
+    defines: Mapping[str, str] = field(default_factory=dict)
+    """``-DNAME="value"``, placeholders filled per arch."""
+    output: str
+    """Where the binary lands in the image."""
+
+
+class CStaticBuilder(Builder[CStaticOptions]):
     kind: ClassVar[str] = "c-static"
-    options: ClassVar[Mapping[str, type]] = {
-        "sources": list,
-        "cflags": list,
-        "defines": dict,
-        "output": str,
-    }
-    required = ("sources", "output")
+    options = CStaticOptions
 
     def _sources(self, comp: Component) -> list[tuple[str, bytes]]:
         out = []
-        for rel in str_list(str(comp.file), "sources", comp.build["sources"]):
+        for rel in self.opts(comp).sources:
             path = comp.directory / rel
             if not path.is_file():
                 raise ConfigError(f"{comp.file}: [build] source '{rel}' not found at {path}")
@@ -39,10 +44,10 @@ class CStaticBuilder(Builder):
         return out
 
     def _defines(self, comp: Component, arch: Arch) -> dict[str, str]:
-        raw = str_map(str(comp.file), "defines", comp.build.get("defines", {}))
         values = placeholders.values(comp.version, arch)
         return {
-            k: placeholders.fill(v, values, where=f"{comp.file}: [build] defines.{k}") for k, v in sorted(raw.items())
+            k: placeholders.fill(v, values, where=f"{comp.file}: [build] defines.{k}")
+            for k, v in sorted(self.opts(comp).defines.items())
         }
 
     def _compiler(self, arch: Arch) -> str:
@@ -53,9 +58,9 @@ class CStaticBuilder(Builder):
         cmd.which(gcc, hint=f"apt-get install gcc-{arch.triple.replace('_', '-')}")
         return {
             "sources": {rel: hashlib.sha256(data).hexdigest() for rel, data in self._sources(comp)},
-            "cflags": list(comp.build.get("cflags", [])),
+            "cflags": list(self.opts(comp).cflags),
             "defines": self._defines(comp, arch),
-            "output": comp.build["output"],
+            "output": self.opts(comp).output,
             "compiler": cmd.output([gcc, "--version"]).splitlines()[0],
         }
 
@@ -66,7 +71,8 @@ class CStaticBuilder(Builder):
         binary = work / "out.bin"
         srcs = [str(comp.directory / rel) for rel, _ in self._sources(comp)]
         defines = [f'-D{k}="{v}"' for k, v in self._defines(comp, arch).items()]
-        cflags = list(comp.build.get("cflags", []))
+        opts = self.opts(comp)
+        cflags = list(opts.cflags)
         what = f"{comp.name} {comp.version} {arch}"
         # -ffile-prefix-map keeps the checkout path out of the binary: same digest anywhere.
         prefix_map = f"-ffile-prefix-map={comp.directory}=."
@@ -75,7 +81,7 @@ class CStaticBuilder(Builder):
             what=f"compile {what}",
         )
         cmd.run([f"{arch.triple}-strip", str(binary)], what=f"strip {what}")
-        target = comp.build["output"]
+        target = opts.output
         layer = ctx.store.write_layer(
             FilesLayer([FileEntry(target, binary.read_bytes(), 0o755)], ctx.settings.source_date_epoch)
         )

@@ -18,7 +18,9 @@ import os
 import shlex
 import shutil
 import tarfile
+from abc import abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,8 +29,7 @@ from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
 from ..oci import Layer
-from ..schema import str_list, str_map
-from .base import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput, Options, OptionsT
 
 PACKAGES_FILE = "usr/share/kubemips/packages.txt"
 """Where package-based images record ``name=version`` of what they installed."""
@@ -131,32 +132,34 @@ def build_and_export(
     return BuildOutput(layers, [], labels=labels, config=config)
 
 
-class DockerfileBuilder(Builder):
-    """``kind = "dockerfile"``: a Dockerfile in the component directory."""
+class ContextBuilder(Builder[OptionsT]):
+    """A Dockerfile and its context built by the arch's engine: what a ``dockerfile`` and
+    a ``debian-packages`` component share (their keys differ)."""
 
-    kind: ClassVar[str] = "dockerfile"
     emulates: ClassVar[bool] = True
-    options: ClassVar[Mapping[str, type]] = {"dockerfile": str, "args": dict, "debian-archive": bool}
 
-    def _args(self, comp: Component, image: ImageDef, arch: Arch) -> dict[str, str]:
-        raw = str_map(str(comp.file), "args", comp.build.get("args", {}))
-        return {k: fill(v, comp, arch, f"args.{k}") for k, v in sorted(raw.items())}
-
+    @abstractmethod
     def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
-        dockerfile = comp.build.get("dockerfile", "Dockerfile")
-        if not (comp.directory / dockerfile).is_file():
-            raise ConfigError(f"{comp.file}: [build] dockerfile '{dockerfile}' not found in {comp.directory}")
-        return comp.directory, dockerfile
+        """The context directory and the Dockerfile's name in it."""
+
+    def _args(self, comp: Component, arch: Arch) -> dict[str, str]:
+        """Build arguments besides ``BASEIMAGE``."""
+        return {}
+
+    def _archive(self, comp: Component) -> bool:
+        """Whether RUN steps resolve packages against the Debian archive (its index digests
+        are then inputs)."""
+        return True
 
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         context, dockerfile = self._context(comp, image, arch, ctx)
         doc: dict[str, Any] = {
             "context": tree_digest(context),
             "dockerfile": dockerfile,
-            "args": self._args(comp, image, arch),
+            "args": self._args(comp, arch),
             "engine": ctx.engines.for_arch(arch).server_version(),
         }
-        if comp.build.get("debian-archive", True):
+        if self._archive(comp):
             doc["archive"] = archive_inputs(arch, ctx)
         return doc
 
@@ -166,11 +169,50 @@ class DockerfileBuilder(Builder):
         what = f"{image.name}/{arch.name}"
         context, dockerfile = self._context(comp, image, arch, ctx)
         work = ctx.workdir(comp, arch, image)
-        args = {"BASEIMAGE": base.ref if base else "scratch", **self._args(comp, image, arch)}
+        args = {"BASEIMAGE": base.ref if base else "scratch", **self._args(comp, arch)}
         return build_and_export(ctx, arch, base, context, dockerfile, args, work, what)
 
 
-class DebianPackagesBuilder(DockerfileBuilder):
+@dataclass(frozen=True, kw_only=True)
+class DockerfileOptions(Options):
+    dockerfile: str = "Dockerfile"
+    """Its name in the component directory (the context)."""
+    args: Mapping[str, str] = field(default_factory=dict)
+    """Build arguments, placeholders filled per arch."""
+    debian_archive: bool = True
+    """RUN steps install from the Debian archive (false: its index is no input)."""
+
+
+class DockerfileBuilder(ContextBuilder[DockerfileOptions]):
+    """``kind = "dockerfile"``: a Dockerfile in the component directory."""
+
+    kind: ClassVar[str] = "dockerfile"
+    options = DockerfileOptions
+
+    def _args(self, comp: Component, arch: Arch) -> dict[str, str]:
+        return {k: fill(v, comp, arch, f"args.{k}") for k, v in sorted(self.opts(comp).args.items())}
+
+    def _archive(self, comp: Component) -> bool:
+        return self.opts(comp).debian_archive
+
+    def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
+        dockerfile = self.opts(comp).dockerfile
+        if not (comp.directory / dockerfile).is_file():
+            raise ConfigError(f"{comp.file}: [build] dockerfile '{dockerfile}' not found in {comp.directory}")
+        return comp.directory, dockerfile
+
+
+@dataclass(frozen=True, kw_only=True)
+class DebianPackagesOptions(Options):
+    packages: tuple[str, ...]
+    """``apt-get install`` arguments (``name``, ``name=version``, ``name/suite``)."""
+    run: tuple[str, ...] = ()
+    """Further RUN steps, after the install."""
+    bundle: str = ""
+    """Where the image keeps the .deb files and their SHA256SUMS; '' keeps none."""
+
+
+class DebianPackagesBuilder(ContextBuilder[DebianPackagesOptions]):
     """``kind = "debian-packages"``: Debian packages for the target arch on a Debian base.
 
     The Dockerfile is generated: ``apt-get install`` under QEMU (maintainer scripts run for
@@ -180,26 +222,27 @@ class DebianPackagesBuilder(DockerfileBuilder):
     """
 
     kind: ClassVar[str] = "debian-packages"
-    options: ClassVar[Mapping[str, type]] = {"packages": list, "run": list, "bundle": str}
-    required = ("packages",)
+    options = DebianPackagesOptions
+
+    def bundle(self, comp: Component) -> str:
+        return self.opts(comp).bundle
 
     def _dockerfile(self, comp: Component, arch: Arch) -> str:
-        where = str(comp.file)
-        packages = [fill(p, comp, arch, "packages") for p in str_list(where, "packages", comp.build["packages"])]
+        opts = self.opts(comp)
+        packages = [fill(p, comp, arch, "packages") for p in opts.packages]
         quoted = " ".join(shlex.quote(p) for p in packages)
         names = " ".join(shlex.quote(p.split("=")[0].split("/")[0]) for p in packages)
         steps = ["set -eu", "apt-get update -q"]
         steps.append(f"apt-get install -y -q --no-install-recommends {quoted}")
         steps.append("mkdir -p /usr/share/kubemips")
         steps.append(f"dpkg-query -W -f='${{Package}}=${{Version}}\\n' {names} > /{PACKAGES_FILE}")
-        bundle = comp.build.get("bundle", "")
-        if bundle:
-            b = shlex.quote(bundle)
+        if opts.bundle:
+            b = shlex.quote(opts.bundle)
             steps.append(f"mkdir -p {b} && cp /var/cache/apt/archives/*.deb {b}/")
             steps.append(f"cd {b} && sha256sum *.deb > SHA256SUMS && cd /")
         steps.append("apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin")
         lines = ["ARG BASEIMAGE", "FROM ${BASEIMAGE}", "RUN " + " && \\\n    ".join(steps)]
-        for extra in str_list(where, "run", comp.build.get("run", [])):
+        for extra in opts.run:
             lines.append("RUN " + fill(extra, comp, arch, "run"))
         return "\n".join(lines) + "\n"
 

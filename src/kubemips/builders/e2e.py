@@ -14,6 +14,7 @@ import hashlib
 import re
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,9 +24,9 @@ from ..components import Component, ImageDef
 from ..e2e import META, OLD_META, descriptor, input_name
 from ..errors import BuildError, ConfigError
 from ..schema import check_table
-from .base import BaseImage, BuildContext, Builder, BuildOutput
-from .dockerfile import DockerfileBuilder, archive_inputs, build_and_export, tree_digest
-from .golang import BINARY_KEYS, GoBuilder, uses_go_source
+from .base import BaseImage, BuildContext, Builder, BuildOutput, Options
+from .dockerfile import archive_inputs, build_and_export, tree_digest
+from .golang import BINARY_KEYS, GoBuilder, GoOptions, source_names
 
 _GO = GoBuilder()
 
@@ -51,31 +52,54 @@ def context_digest(folder: Path) -> dict[str, str]:
     return {input_name(name): digest for name, digest in tree_digest(folder).items()}
 
 
-class E2EDockerfileBuilder(DockerfileBuilder):
-    kind: ClassVar[str] = "e2e-dockerfile"
-    options: ClassVar[Mapping[str, type]] = {
-        "binaries": list,
-        "ldflags": list,
-        "go-source": str,
-        "source-version": str,
-        "tree-files": list,
-    }
+@dataclass(frozen=True, kw_only=True)
+class E2EOptions(Options):
+    """An e2e folder's ``[go]`` (:mod:`kubemips.e2e` makes it the ``[build]`` table)."""
 
-    def check(self, comp: Component) -> dict[str, Any]:
+    binaries: tuple[Mapping[str, Any], ...] = ()
+    ldflags: tuple[str, ...] = ()
+    """After the source component's own."""
+    go_source: str = ""
+    """The component whose source tree the Go comes from (see ``Component.provider``)."""
+    tree_files: tuple[Mapping[str, Any], ...] = ()
+
+
+class E2EDockerfileBuilder(Builder[E2EOptions]):
+    kind: ClassVar[str] = "e2e-dockerfile"
+    emulates: ClassVar[bool] = True
+    options = E2EOptions
+
+    def check(self, comp: Component) -> E2EOptions:
         opts = super().check(comp)
-        for i, entry in enumerate(opts.get("binaries", [])):
+        for i, entry in enumerate(opts.binaries):
             where = f"{descriptor(comp.directory)}: [go] binaries[{i}]"
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where}: must be a table {{ name = ..., package = ... }}")
             check_table(where, entry, BINARY_KEYS, required=("name", "package"))
+        if comp.provider is not None and comp.provider.kind != _GO.kind:
+            raise ConfigError(
+                f"{descriptor(comp.directory)}: [go] source '{opts.go_source}' is a {comp.provider.kind} component, "
+                f"not a {_GO.kind} one"
+            )
         return opts
 
-    def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
-        return comp.directory, "Dockerfile"
+    def go_options(self, comp: Component) -> GoOptions | None:
+        """``[go]`` as the Go builder's options, the source component's ldflags first; None
+        when the image compiles nothing and copies no file from a Go source."""
+        opts = self.opts(comp)
+        if comp.provider is None:
+            return None
+        go = GoOptions(
+            binaries=opts.binaries,
+            ldflags=(*_GO.opts(comp.provider).ldflags, *opts.ldflags),
+            tree_files=opts.tree_files,
+        )
+        return go if source_names(comp, go) else None
 
     def fetch(self, comp: Component, ctx: BuildContext) -> None:
-        if uses_go_source(comp):
-            _GO.fetch(comp, ctx)
+        go = self.go_options(comp)
+        if go is not None:
+            _GO.fetch_sources(comp, go, ctx)
 
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
         check_arch(comp, arch)
@@ -84,9 +108,10 @@ class E2EDockerfileBuilder(DockerfileBuilder):
             "engine": ctx.engines.for_arch(arch).server_version(),
             "archive": archive_inputs(arch, ctx),
         }
-        if uses_go_source(comp):
-            go = _GO.inputs(comp, image, arch, ctx)
-            doc["go"] = {k: go[k] for k in ("go", "sources", "binaries", "tree-files") if k in go}
+        go = self.go_options(comp)
+        if go is not None:
+            inputs = _GO.go_inputs(comp, go, image, arch, ctx)
+            doc["go"] = {k: inputs[k] for k in ("go", "sources", "binaries", "tree-files") if k in inputs}
         return doc
 
     def build(
@@ -99,9 +124,10 @@ class E2EDockerfileBuilder(DockerfileBuilder):
         if context.exists():
             shutil.rmtree(context)
         shutil.copytree(comp.directory, context, ignore=shutil.ignore_patterns(META, OLD_META))
-        if uses_go_source(comp):
+        go = self.go_options(comp)
+        if go is not None:
             with timing.phase("native"):  # cross-compiled, even where the RUN steps are emulated
-                artifacts = _GO._compile(comp, arch, ctx)
+                artifacts = _GO.compile(comp, go, arch, ctx)
             for binary in artifacts.iterdir():
                 shutil.copy2(binary, context / binary.name)
         dockerfile = context / "Dockerfile"
@@ -115,7 +141,13 @@ class E2EDockerfileBuilder(DockerfileBuilder):
         return build_and_export(ctx, arch, base, context, "Dockerfile", args, work, what)
 
 
-class AliasBuilder(Builder):
+@dataclass(frozen=True, kw_only=True)
+class AliasOptions(Options):
+    alias: str
+    """The project image republished (an e2e folder's ``ALIAS``)."""
+
+
+class AliasBuilder(Builder[AliasOptions]):
     """An e2e entry that republishes another project image under its own name and tag.
 
     No new layers: the config is the source's, relabelled (``org.kubemips.alias-of``), so
@@ -123,10 +155,10 @@ class AliasBuilder(Builder):
     """
 
     kind: ClassVar[str] = "alias"
-    options: ClassVar[Mapping[str, type]] = {"alias": str}
+    options = AliasOptions
 
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
-        return {"alias": comp.build["alias"], "text": hashlib.sha256(comp.raw.encode()).hexdigest()}
+        return {"alias": self.opts(comp).alias, "text": hashlib.sha256(comp.raw.encode()).hexdigest()}
 
     def build(
         self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None

@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,8 +26,8 @@ from ..arch import Arch
 from ..components import Component, ImageDef, Source
 from ..errors import BuildError, ConfigError
 from ..oci import FileEntry, FilesLayer, canonical_json, iso_time
-from ..schema import check_table, str_list
-from .base import BaseImage, BuildContext, Builder, BuildOutput
+from ..schema import check_table
+from .base import BaseImage, BuildContext, Builder, BuildOutput, Options
 from .dockerfile import tree_digest
 
 BINARY_KEYS = {"name": str, "package": str, "source": str, "versions": str, "ldflags": list, "test": bool}
@@ -37,52 +38,58 @@ _TREE_FILE = {"name": str, "path": str, "source": str}
 put beside the binaries: ``path`` in the tree of ``source`` (default main) -> ``name``."""
 
 
-def wanted_binaries(comp: Component) -> list[dict[str, Any]]:
+@dataclass(frozen=True, kw_only=True)
+class GoOptions(Options):
+    """What a ``go`` component compiles; an e2e folder's ``[go]`` comes to the same (see
+    :meth:`kubemips.builders.e2e.E2EDockerfileBuilder.go_options`)."""
+
+    binaries: tuple[Mapping[str, Any], ...]
+    """Each ``{ name, package }`` (:data:`BINARY_KEYS`)."""
+    ldflags: tuple[str, ...] = ()
+    """For every binary, before its own; placeholders filled per binary and arch."""
+    tags: tuple[str, ...] = ()
+    import_path: str = ""
+    """Where a source without go.mod builds in GOPATH mode."""
+    extra_files: tuple[Mapping[str, Any], ...] = ()
+    """Files of the component directory put beside the binaries (``{ name, file }``)."""
+    tree_files: tuple[Mapping[str, Any], ...] = ()
+    """Files of a source tree put beside the binaries (:data:`_TREE_FILE`)."""
+    bundle: str = ""
+    """Where an image keeps its binaries with their SHA256SUMS; '' keeps none."""
+
+
+def wanted_binaries(comp: Component, go: GoOptions) -> list[dict[str, Any]]:
     """The ``binaries`` entries that apply to the component's version, each naming its
     source (``main`` unless it says).  Go components and e2e folders with ``[go]`` both
     list binaries; the build and the up-front source check read them through this."""
     return [
         {"source": "main", **entry}
-        for entry in comp.build.get("binaries") or []
-        if isinstance(entry, dict) and (not entry.get("versions") or versions.in_range(comp.version, entry["versions"]))
+        for entry in go.binaries
+        if not entry.get("versions") or versions.in_range(comp.version, entry["versions"])
     ]
 
 
-def source_names(comp: Component) -> list[str]:
+def source_names(comp: Component, go: GoOptions) -> list[str]:
     """The sources the component's applicable binaries compile from, or its tree-files
     come from, sorted."""
-    files = {f.get("source", "main") for f in comp.build.get("tree-files") or [] if isinstance(f, dict)}
-    return sorted({b["source"] for b in wanted_binaries(comp)} | files)
+    files = {f.get("source", "main") for f in go.tree_files}
+    return sorted({b["source"] for b in wanted_binaries(comp, go)} | files)
 
 
-def uses_go_source(comp: Component) -> bool:
-    """Whether the build needs the component's Go source: binaries to compile, or files
-    the upstream image copies from that tree."""
-    return bool(source_names(comp))
-
-
-class GoBuilder(Builder):
+class GoBuilder(Builder[GoOptions]):
     kind: ClassVar[str] = "go"
-    options: ClassVar[Mapping[str, type]] = {
-        "binaries": list,
-        "ldflags": list,
-        "tags": list,
-        "import-path": str,
-        "extra-files": list,
-        "tree-files": list,
-        "bundle": str,
-    }
-    required = ("binaries",)
+    options = GoOptions
 
     def __init__(self) -> None:
+        super().__init__()
         self._done: dict[str, Path] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     # -- declaration ------------------------------------------------------------------------
-    def check(self, comp: Component) -> dict[str, Any]:
+    def check(self, comp: Component) -> GoOptions:
         opts = super().check(comp)
-        for i, entry in enumerate(opts["binaries"]):
+        for i, entry in enumerate(opts.binaries):
             where = f"{comp.file}: [build] binaries[{i}]"
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where}: must be a table {{ name = ..., package = ... }}")
@@ -91,7 +98,7 @@ class GoBuilder(Builder):
                 raise ConfigError(f"{where}: source '{b['source']}' is not one of {', '.join(comp.sources)}")
             if b.get("versions"):
                 versions.check_range(b["versions"], where=where)
-        for i, entry in enumerate(opts.get("extra-files", [])):
+        for i, entry in enumerate(opts.extra_files):
             where = f"{comp.file}: [build] extra-files[{i}]"
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where}: must be a table {{ name = ..., file = ... }}")
@@ -103,17 +110,19 @@ class GoBuilder(Builder):
                 raise ConfigError(f'{comp.file}: image \'{image.name}\' needs files = {{ "/path" = "binary" }}')
         return opts
 
-    def _extras(self, comp: Component) -> list[dict[str, Any]]:
-        return [
-            e
-            for e in comp.build.get("extra-files", [])
-            if not e.get("versions") or versions.in_range(comp.version, e["versions"])
-        ]
+    def go_options(self, comp: Component) -> GoOptions:
+        return self.opts(comp)
+
+    def bundle(self, comp: Component) -> str:
+        return self.opts(comp).bundle
+
+    def _extras(self, comp: Component, go: GoOptions) -> list[Mapping[str, Any]]:
+        return [e for e in go.extra_files if not e.get("versions") or versions.in_range(comp.version, e["versions"])]
 
     def _local(self, comp: Component, name: str, ctx: BuildContext) -> Path | None:
         return (ctx.sources.get(comp.name) or {}).get(name)
 
-    def _source_id(self, comp: Component, name: str, ctx: BuildContext) -> str:
+    def _source_id(self, comp: Component, go: GoOptions, name: str, ctx: BuildContext) -> str:
         local = self._local(comp, name, ctx)
         if local is not None:
             return "local-" + hashlib.sha256(canonical_json(tree_digest(local))).hexdigest()[:16]
@@ -121,11 +130,11 @@ class GoBuilder(Builder):
         if source is None:
             raise ConfigError(
                 f"{comp.file}: no pinned source '{name}' for {comp.name} {comp.version}; "
-                f"give a local tree with --source {name + '=' if len(source_names(comp)) > 1 else ''}DIR"
+                f"give a local tree with --source {name + '=' if len(source_names(comp, go)) > 1 else ''}DIR"
             )
         return source.pin
 
-    def _commit(self, comp: Component, name: str, ctx: BuildContext) -> str:
+    def _commit(self, comp: Component, go: GoOptions, name: str, ctx: BuildContext) -> str:
         """What ``{commit}`` stamps: the source's commit when pinned, else its id."""
         source = comp.sources.get(name)
         if self._local(comp, name, ctx) is None and source is not None:
@@ -133,11 +142,14 @@ class GoBuilder(Builder):
                 return source.commit
             if source.kind == "go-module":
                 return source.version  # what the module proxy knows it by
-        return self._source_id(comp, name, ctx)[:12]
+        return self._source_id(comp, go, name, ctx)[:12]
 
     def fetch(self, comp: Component, ctx: BuildContext) -> None:
+        self.fetch_sources(comp, self.opts(comp), ctx)
+
+    def fetch_sources(self, comp: Component, go: GoOptions, ctx: BuildContext) -> None:
         """Fetch and prepare every pinned source this component compiles from, up front."""
-        for name in source_names(comp):
+        for name in source_names(comp, go):
             source = comp.sources.get(name)
             if source is not None and self._local(comp, name, ctx) is None:
                 sources.fetch(
@@ -145,38 +157,45 @@ class GoBuilder(Builder):
                 )
 
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
+        return self.go_inputs(comp, self.opts(comp), image, arch, ctx)
+
+    def go_inputs(
+        self, comp: Component, go: GoOptions, image: ImageDef, arch: Arch, ctx: BuildContext
+    ) -> dict[str, Any]:
+        """What the compiled binaries and the image's files of them depend on."""
         srcs = {}
-        for name in source_names(comp):
+        for name in source_names(comp, go):
             source = comp.sources.get(name)
             patches = [
                 p for p in (source.patches if source else ()) if p.applies(arch, source_version(comp), comp.name)
             ]
             srcs[name] = {
-                "id": self._source_id(comp, name, ctx),
+                "id": self._source_id(comp, go, name, ctx),
                 "patches": {p.file.name: hashlib.sha256(p.file.read_bytes()).hexdigest() for p in patches},
             }
         extras = {
-            e["name"]: hashlib.sha256((comp.directory / e["file"]).read_bytes()).hexdigest() for e in self._extras(comp)
+            e["name"]: hashlib.sha256((comp.directory / e["file"]).read_bytes()).hexdigest()
+            for e in self._extras(comp, go)
         }
         doc = {
             "go": gotool.toolchain().version,
             "sources": srcs,
-            "binaries": wanted_binaries(comp),
+            "binaries": wanted_binaries(comp, go),
             "extras": extras,
             "files": dict(image.files),
             "links": dict(image.links),
         }
-        if comp.build.get("tree-files"):  # only when used: other images keep their input digests
-            doc["tree-files"] = comp.build["tree-files"]
+        if go.tree_files:  # only when used: other images keep their input digests
+            doc["tree-files"] = list(go.tree_files)
         return doc
 
     # -- build ------------------------------------------------------------------------------
     def _placeholders(self, comp: Component, arch: Arch, commit: str, epoch: int) -> dict[str, str]:
         return {**placeholders.values(source_version(comp), arch), "commit": commit, "date": iso_time(epoch)}
 
-    def _compile(self, comp: Component, arch: Arch, ctx: BuildContext) -> Path:
+    def compile(self, comp: Component, go: GoOptions, arch: Arch, ctx: BuildContext) -> Path:
         """Build every binary of ``comp`` for ``arch`` once; returns the artifacts dir."""
-        ids = ",".join(self._source_id(comp, n, ctx) for n in source_names(comp))
+        ids = ",".join(self._source_id(comp, go, n, ctx) for n in source_names(comp, go))
         key = f"{comp.name}/{comp.version}/{arch.name}/{ids}"
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
@@ -190,32 +209,31 @@ class GoBuilder(Builder):
             out.mkdir(parents=True)
             cache = ctx.settings.cache_dir
             go_cache = ctx.settings.go_cache_dir
-            go = gotool.toolchain().go
+            go_command = gotool.toolchain().go
             trees: dict[str, Path] = {}
-            for name in source_names(comp):
+            for name in source_names(comp, go):
                 local = self._local(comp, name, ctx)
                 trees[name] = sources.prepare(
                     comp, comp.sources.get(name), local, arch, cache, go_cache, source_version(comp)
                 )
-            vcs_flag = "-buildvcs" in cmd.output([go, "help", "build"])
-            for binary in wanted_binaries(comp):
+            vcs_flag = "-buildvcs" in cmd.output([go_command, "help", "build"])
+            for binary in wanted_binaries(comp, go):
                 tree = trees[binary["source"]]
                 source = comp.sources.get(binary["source"])
                 values = self._placeholders(
-                    comp, arch, self._commit(comp, binary["source"], ctx), ctx.settings.source_date_epoch
+                    comp, arch, self._commit(comp, go, binary["source"], ctx), ctx.settings.source_date_epoch
                 )
-                flags = [*comp.build.get("ldflags", []), *binary.get("ldflags", [])]
+                flags = [*go.ldflags, *binary.get("ldflags", [])]
                 where = f"{comp.file}: ldflags of {binary['name']}"
                 ldflags = " ".join(
                     ["-s", "-w", "-buildid=", *(placeholders.fill(f, values, where=where) for f in flags)]
                 )
-                env, build_dir = self._layout(comp, source, tree, binary["package"], work, go_cache)
+                env, build_dir = self._layout(go, source, tree, binary["package"], work, go_cache)
                 env.update({"GOOS": "linux", "GOARCH": arch.oci, "CGO_ENABLED": "0"})
                 verb = ["test", "-c"] if binary.get("test") else ["build"]
-                argv = [go, *verb, "-trimpath", "-ldflags", ldflags, "-o", str(out / binary["name"])]
-                tags = str_list(str(comp.file), "tags", comp.build.get("tags", []))
-                if tags:
-                    argv += ["-tags", ",".join(tags)]
+                argv = [go_command, *verb, "-trimpath", "-ldflags", ldflags, "-o", str(out / binary["name"])]
+                if go.tags:
+                    argv += ["-tags", ",".join(go.tags)]
                 if vcs_flag:
                     argv.insert(len(verb) + 1, "-buildvcs=false")
                 argv.append(binary["package"])
@@ -227,13 +245,13 @@ class GoBuilder(Builder):
                     what=f"go build {binary['name']} ({comp.name} {comp.version} {arch}) in {tree}",
                 )
                 log.info(f"[{comp.name} {arch}] {binary['name']}: {time.monotonic() - started:.0f}s")
-            for i, entry in enumerate(comp.build.get("tree-files", [])):
+            for i, entry in enumerate(go.tree_files):
                 spec = check_table(f"{comp.file}: tree-files[{i}]", entry, _TREE_FILE, required=("name", "path"))
                 src = trees[spec.get("source", "main")] / spec["path"]
                 if not src.is_file():
                     raise BuildError(f"{comp.name}: tree-files[{i}]: {spec['path']} is not a file in {src.parent}")
                 shutil.copyfile(src, out / spec["name"])
-            for extra in self._extras(comp):
+            for extra in self._extras(comp, go):
                 target = out / extra["name"]
                 shutil.copyfile(comp.directory / extra["file"], target)
                 os.chmod(target, 0o755)
@@ -241,7 +259,7 @@ class GoBuilder(Builder):
             return out
 
     def _layout(
-        self, comp: Component, source: Source | None, tree: Path, package: str, work: Path, go_cache: Path
+        self, go: GoOptions, source: Source | None, tree: Path, package: str, work: Path, go_cache: Path
     ) -> tuple[dict[str, str], Path]:
         """Environment and directory to build ``package`` in: GOPATH or module mode.
 
@@ -259,9 +277,8 @@ class GoBuilder(Builder):
             shutil.copyfile(tree / "go.mod", modfile)
             shutil.copyfile(tree / "go.sum", modfile.with_suffix(".sum"))
             return gotool.environment(go_cache, GOFLAGS=f"-mod=mod -modfile={modfile}"), tree
-        import_path = comp.build.get("import-path", "")
-        if not (tree / "go.mod").exists() and import_path:
-            return gotool.gopath_layout(go_cache, work / "gopath", import_path, tree)
+        if not (tree / "go.mod").exists() and go.import_path:
+            return gotool.gopath_layout(go_cache, work / "gopath", go.import_path, tree)
         env = gotool.environment(go_cache)
         if (tree / "vendor" / "modules.txt").exists():
             env["GOFLAGS"] = "-mod=vendor"
@@ -270,7 +287,8 @@ class GoBuilder(Builder):
     def build(
         self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
     ) -> BuildOutput:
-        artifacts = self._compile(comp, arch, ctx)
+        opts = self.opts(comp)
+        artifacts = self.compile(comp, opts, arch, ctx)
         entries = []
         for path, wanted in sorted(image.files.items()):
             artifact = wanted.removesuffix("?")
@@ -284,7 +302,7 @@ class GoBuilder(Builder):
                     f"does not build (built: {available})"
                 )
             entries.append(FileEntry(path, source.read_bytes(), 0o755))
-        inside = str(comp.build.get("bundle", "")).rstrip("/")
+        inside = opts.bundle.rstrip("/")
         bundled = sorted((e for e in entries if inside and e.path.startswith(inside + "/")), key=lambda e: e.path)
         if bundled:
             # The bundle's checksums, as `invoke bundle` verifies them on export.
@@ -299,4 +317,4 @@ def source_version(comp: Component) -> str:
     """The version of the source tree: the component's, or for an e2e image built from
     the Kubernetes tree, that tree's (agnhost 2.6 compiles from Kubernetes v1.16.2, whose
     patches and version stamps apply)."""
-    return str(comp.build.get("source-version", comp.version))
+    return comp.provider.version if comp.provider is not None else comp.version

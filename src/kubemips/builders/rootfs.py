@@ -8,15 +8,14 @@ same digest.  The package index digests of every suite used are the build's inpu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .. import cmd
 from ..arch import Arch
 from ..components import Component, ImageDef
 from ..oci import NormalizedTar
-from ..schema import str_list
-from .base import BaseImage, BuildContext, Builder, BuildOutput
+from .base import BaseImage, BuildContext, Builder, BuildOutput, Options
 
 # Kept out of the image, as upstream's debian-base does: documentation, manuals and
 # translations are dead weight in a container.  Copyright files stay.
@@ -30,27 +29,28 @@ DEFAULT_PATH_EXCLUDES = (
 DEFAULT_PATH_INCLUDES = ("/usr/share/doc/*/copyright", "/usr/share/locale/locale.alias")
 
 
-class RootfsBuilder(Builder):
+@dataclass(frozen=True, kw_only=True)
+class RootfsOptions(Options):
+    variant: str = "minbase"
+    include: tuple[str, ...] = ()
+    """Packages beyond the variant's."""
+    path_exclude: tuple[str, ...] = DEFAULT_PATH_EXCLUDES
+    path_include: tuple[str, ...] = DEFAULT_PATH_INCLUDES
+
+
+class RootfsBuilder(Builder[RootfsOptions]):
     kind: ClassVar[str] = "debian-rootfs"
     emulates: ClassVar[bool] = True
-    options: ClassVar[Mapping[str, type]] = {
-        "variant": str,
-        "include": list,
-        "path-exclude": list,
-        "path-include": list,
-    }
+    options = RootfsOptions
 
     def _options(self, comp: Component) -> dict[str, Any]:
-        where = str(comp.file)
+        """The options as an input of the key."""
+        opts = self.opts(comp)
         return {
-            "variant": comp.build.get("variant", "minbase"),
-            "include": sorted(str_list(where, "include", comp.build.get("include", []))),
-            "path-exclude": list(
-                str_list(where, "path-exclude", comp.build.get("path-exclude", list(DEFAULT_PATH_EXCLUDES)))
-            ),
-            "path-include": list(
-                str_list(where, "path-include", comp.build.get("path-include", list(DEFAULT_PATH_INCLUDES)))
-            ),
+            "variant": opts.variant,
+            "include": sorted(opts.include),
+            "path-exclude": list(opts.path_exclude),
+            "path-include": list(opts.path_include),
         }
 
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
@@ -64,16 +64,16 @@ class RootfsBuilder(Builder):
     def build(
         self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None
     ) -> BuildOutput:
-        opts = self._options(comp)
+        opts = self.opts(comp)
         sources = ctx.debian_sources(arch)
         work = ctx.workdir(comp, arch)
         out = work / "rootfs.tar"
         out.unlink(missing_ok=True)
-        argv: list[str] = ["mmdebstrap", f"--variant={opts['variant']}", f"--arch={arch.debian}", "--quiet"]
-        if opts["include"]:
-            argv.append("--include=" + ",".join(opts["include"]))
-        argv += [f"--dpkgopt=path-exclude={p}" for p in opts["path-exclude"]]
-        argv += [f"--dpkgopt=path-include={p}" for p in opts["path-include"]]
+        argv: list[str] = ["mmdebstrap", f"--variant={opts.variant}", f"--arch={arch.debian}", "--quiet"]
+        if opts.include:
+            argv.append("--include=" + ",".join(sorted(opts.include)))
+        argv += [f"--dpkgopt=path-exclude={p}" for p in opts.path_exclude]
+        argv += [f"--dpkgopt=path-include={p}" for p in opts.path_include]
         argv += [ctx.settings.debian_suite, str(out)]
         argv += [src.line() for src in sources]
         cmd.run(
@@ -86,7 +86,7 @@ class RootfsBuilder(Builder):
         out.unlink(missing_ok=True)
         return BuildOutput(
             [layer],
-            [f"mmdebstrap --variant={opts['variant']} --arch={arch.debian} {ctx.settings.debian_suite}"],
+            [f"mmdebstrap --variant={opts.variant} --arch={arch.debian} {ctx.settings.debian_suite}"],
             labels={
                 "org.kubemips.debian.suite": ctx.settings.debian_suite,
                 "org.kubemips.debian.sources": "; ".join(f"{s.suite}@{s.index[:12]}" for s in sources),
