@@ -121,4 +121,20 @@ def load_catalog(root: Path) -> Catalog:
         comps[comp.name] = comp
         for img in comp.images:
             images[img.name] = (comp, img)
+    _check_patch_scopes(comps, broken)
     return Catalog(comps, images, broken)
+
+
+def _check_patch_scopes(comps: Mapping[str, Component], broken: Mapping[str, str]) -> None:
+    """A patch scoped to components must name real ones: a misspelt name would silently
+    leave the patch unapplied everywhere."""
+    for comp in comps.values():
+        for sources in (comp.sources, *comp.pinned.values()):
+            for source in sources.values():
+                for patch in source.patches:
+                    for name in patch.components:
+                        if name not in comps and name not in broken:
+                            raise ConfigError(
+                                f"{comp.file}: patch {patch.file.name} is scoped to unknown component '{name}'."
+                                + suggest(name, sorted(comps))
+                            )
