@@ -284,10 +284,6 @@ def test_a_patch_for_the_product_leaves_the_test_images_tree_alone() -> None:
     assert patch.applies(amd64, "v1.16.2", "hyperkube")
     assert not patch.applies(amd64, "v1.16.2", cat.image("conformance")[0].name)
     assert not patch.applies(amd64, "v1.16.2", cat.image("agnhost")[0].name)
-    # The sample API server's fix applies to its own e2e image alone.
-    (wardle,) = [p for p in src.patches if p.file.name == "sample-apiserver-without-protobuf.patch"]
-    assert wardle.applies(amd64, "v1.16.2", cat.image("sample-apiserver")[0].name)
-    assert not wardle.applies(amd64, "v1.16.2", "hyperkube")
 
 
 def test_a_patch_scoped_to_an_unknown_component_is_refused(tmp_path: Path) -> None:
@@ -297,12 +293,10 @@ def test_a_patch_scoped_to_an_unknown_component_is_refused(tmp_path: Path) -> No
     shutil.copytree(REPO / "components", project / "components")
     shutil.copytree(REPO / "e2e-images", project / "e2e-images")
     toml = project / "components" / "hyperkube" / "component.toml"
-    toml.write_text(
-        toml.read_text().replace('components = ["e2e-sample-apiserver"]', 'components = ["sample-apiserver"]')
-    )
+    toml.write_text(toml.read_text().replace('components = ["hyperkube"]', 'components = ["hyperkub"]'))
     with pytest.raises(ConfigError) as err:
         load_catalog(project)
     assert str(err.value) == (
-        f"{toml}: patch sample-apiserver-without-protobuf.patch is scoped to unknown component 'sample-apiserver'. "
-        "Perhaps you meant 'e2e-sample-apiserver'?"
+        f"{toml}: patch client-go-common-name-fallback.patch is scoped to unknown component 'hyperkub'. "
+        "Perhaps you meant 'hyperkube'?"
     )
