@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from . import cmd, dockerrelay, e2erun, interrupt, log, netplan
-from .arch import Arch
+from .arch import Arch, host_arch
 from .engine import Engine
 from .errors import ClusterError, CommandError, Interrupted, KubemipsError, PrerequisiteError
 from .host import pid_alive
@@ -204,6 +204,8 @@ class Images:
     pause: str
     coredns: str
     metrics_server: str
+    kube_proxy: str = ""
+    """kube-proxy's image when it is not the node's hyperkube (empty: the same)."""
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,10 @@ def kubeadm_config(
     api = clus.setdefault("apiServer", {})
     api.setdefault("extraArgs", {})["bind-address"] = node  # not on the machine's other interfaces
     api["certSANs"] = sorted({node, str(plan.api_service_address), "127.0.0.1", "localhost"})
+    if arch != host_arch():
+        # An emulated API server and etcd start in minutes, not seconds: kubeadm's default
+        # four-minute wait was measured too short with the machine busy.
+        api["timeoutForControlPlane"] = "20m0s"
     clus.setdefault("controllerManager", {}).setdefault("extraArgs", {})["node-cidr-mask-size"] = str(
         plan.node_pod_cidr.prefixlen
     )
@@ -1040,6 +1046,13 @@ def up(req: UpRequest, lay: Layout) -> Path:
         _kubeadm_init(req, lay, st)
         st.stage = "initialized"
         st.save(lay)
+        if req.images.kube_proxy and req.images.kube_proxy != req.images.hyperkube:
+            # An emulated node: qemu-user emulates no netfilter socket (iptables fails with
+            # "Failed to initialize nft: Protocol not supported", iptables-legacy cannot
+            # read a table), so kube-proxy runs natively; everything else stays emulated.
+            kubectl(lay, "-n", "kube-system", "set", "image", "daemonset/kube-proxy",
+                    f"kube-proxy={req.images.kube_proxy}")  # fmt: skip
+            log.info(f"kube-proxy runs natively ({req.images.kube_proxy}): iptables cannot run under QEMU user-mode")
         for addon in req.addons:
             kubectl(lay, "apply", "-f", str(lay.addon_manifest(addon.name)))
             log.info(f"{addon.name} applied ({ADDON_NOTES.get(addon.name, req.workloads.name)})")

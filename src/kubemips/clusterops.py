@@ -83,6 +83,8 @@ def cluster_up(
     reg = app.open_registry(s)
     cat = app.catalog(s)
     wanted = [(n, node) for n in NODE_IMAGES] + [(n, workloads) for n in POD_IMAGES]
+    if node != host_arch():
+        wanted.append(("hyperkube", host_arch()))  # kube-proxy runs natively (see cluster.up)
     if running is not None:
         wanted = [(n, a) for n, a in wanted if n != "kubernetes-node"]  # its binaries are in place
     elif node_binaries:
@@ -121,6 +123,7 @@ def cluster_up(
             pause=ref("pause", workloads),
             coredns=ref("coredns", workloads),
             metrics_server=ref("metrics-server", workloads),
+            kube_proxy=ref("hyperkube", host_arch()),
         ),
         addons=addons,
         kubernetes=kube,
@@ -133,6 +136,7 @@ def cluster_up(
         with log.step("pulling the cluster's images (a tag moved by a rebuild is refreshed)"):
             _pull(
                 [(request.images.hyperkube, node), (request.images.etcd, node), (request.images.pause, workloads)]
+                + [(request.images.kube_proxy, host_arch())] * (node != host_arch())
                 + [(ref(a.name, workloads), workloads) for a in addons]
             )
     return cluster.up(request, lay)
