@@ -76,10 +76,14 @@ def cluster_up(
 
     ``node_arch`` other than this machine's runs the node itself emulated too (the kubelet
     binary through binfmt, the control plane and etcd containers): an experiment, slow."""
-    node = _arch_here(node_arch)
-    workloads = _arch_here(arch)
     lay = cluster.layout_for(s.cache_dir)
     running = cluster.State.load(lay)
+    if running is not None:
+        # Without flags, a second cluster-up verifies the cluster that runs, whatever its arches.
+        node_arch = node_arch or running.arch
+        arch = arch or running.workloads or running.arch
+    node = _arch_here(node_arch)
+    workloads = _arch_here(arch)
     reg = app.open_registry(s)
     cat = app.catalog(s)
     wanted = [(n, node) for n in NODE_IMAGES] + [(n, workloads) for n in POD_IMAGES]
