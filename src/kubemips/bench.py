@@ -34,6 +34,7 @@ from typing import Any
 
 from . import cmd, log, timing
 from .config import CONFIG_NAME, Settings
+from .engine import Engine
 from .errors import BuildError, ConfigError, PrerequisiteError
 from .localregistry import RegistryServer
 
@@ -89,7 +90,7 @@ def _free_port() -> int:
 
 
 def machine() -> dict[str, Any]:
-    docker_version = cmd.output(["docker", "version", "--format", "{{.Server.Version}}"]).strip()
+    docker_version = Engine().server_version()
     return {
         "cores": os.cpu_count(),
         "kernel": platform.release(),
@@ -114,9 +115,9 @@ def _copy_project(src: Path, dest: Path, touch: str) -> Path:
 
 
 def _run_case(
-    case: Case, what: Sequence[str], arches: str, root: Path, work: Path, registry: str, go_cache: Path
+    case: Case, what: Sequence[str], arches: str, root: Path, cache: Path, registry: str, go_cache: Path
 ) -> dict[str, Any]:
-    cache = work / ("cache-" + ("serial" if case.jobs == 1 else "parallel"))
+    work = cache.parent
     report = work / f"{case.name}.json"
     argv = [_kubemips(), "build", "--what", ",".join(what), "--arch", arches, "--report", str(report)]
     argv += ["--progress", "plain"]
@@ -164,15 +165,20 @@ def run(
         root = work / "project"
         touched = _copy_project(s.root, root, touch)
         server.start()
+        slot = ""
         for case in cases:
+            if case.fresh or not slot:
+                slot = case.name  # its own cache and registry namespace; the next cases reuse them
             if case.touch:
                 note = "changed by the benchmark's incremental case"
                 with touched.open("a") as f:
                     f.write(f"\n/* {note} */\n" if touched.suffix in {".c", ".h", ".go"} else f"\n# {note}\n")
                 result["touched"] = touch
-            registry = f"{server.listen}/{'serial' if case.jobs == 1 else 'bench'}"
+            registry = f"{server.listen}/{slot}"
             with log.step(f"bench {case.name}: {', '.join(what)} for {arches}"):
-                result["cases"][case.name] = _run_case(case, what, arches, root, work, registry, s.go_cache_dir)
+                result["cases"][case.name] = _run_case(
+                    case, what, arches, root, work / f"cache-{slot}", registry, s.go_cache_dir
+                )
             log.info(f"[bench] {case.name}: {result['cases'][case.name]['wall']:.1f}s")
     finally:
         server.stop()

@@ -205,7 +205,7 @@ class Images:
     coredns: str
     metrics_server: str
     kube_proxy: str = ""
-    """kube-proxy's image when it is not the node's hyperkube (empty: the same)."""
+    """This machine's hyperkube: kube-proxy's image on an emulated node."""
 
 
 @dataclass(frozen=True)
@@ -958,6 +958,11 @@ class UpRequest:
     def coredns(self) -> bool:
         return any(a.name == "coredns" for a in self.addons)
 
+    @property
+    def emulated(self) -> bool:
+        """The node itself runs under QEMU (``--node-arch``), not only its workloads."""
+        return self.arch != host_arch()
+
 
 def node_name() -> str:
     """The machine's host name, which kubeadm's preflight looks up: it must resolve from
@@ -1046,7 +1051,7 @@ def up(req: UpRequest, lay: Layout) -> Path:
         _kubeadm_init(req, lay, st)
         st.stage = "initialized"
         st.save(lay)
-        if req.images.kube_proxy and req.images.kube_proxy != req.images.hyperkube:
+        if req.emulated:
             # An emulated node: qemu-user emulates no netfilter socket (iptables fails with
             # "Failed to initialize nft: Protocol not supported", iptables-legacy cannot
             # read a table), so kube-proxy runs natively; everything else stays emulated.
@@ -1060,7 +1065,7 @@ def up(req: UpRequest, lay: Layout) -> Path:
             log.warn(f"{req.images.coredns} is not in the registry: the cluster runs without DNS "
                      "(build it with `invoke build --what coredns`, then run cluster-down and cluster-up)")  # fmt: skip
         # An emulated node spends minutes in kubeadm alone: its pods get the whole window after it.
-        start = time.monotonic() if req.arch != host_arch() else began
+        start = time.monotonic() if req.emulated else began
         _wait_ready(req, lay, st, deadline=start + req.timeout)
         st.stage = "ready"
         st.save(lay)
@@ -1288,9 +1293,7 @@ def _resume(req: UpRequest, lay: Layout, st: State) -> Path:
             start_kubelet(lay)
         else:
             log.info(f"kubelet running (pid {pid})")
-        # An emulated node spends minutes in kubeadm alone: its pods get the whole window after it.
-        start = time.monotonic() if req.arch != host_arch() else began
-        _wait_ready(req, lay, st, deadline=start + req.timeout)
+        _wait_ready(req, lay, st, deadline=began + req.timeout)
         if st.stage != "ready":
             st.stage = "ready"
             st.save(lay)

@@ -87,8 +87,9 @@ def cluster_up(
     reg = app.open_registry(s)
     cat = app.catalog(s)
     wanted = [(n, node) for n in NODE_IMAGES] + [(n, workloads) for n in POD_IMAGES]
-    if node != host_arch():
-        wanted.append(("hyperkube", host_arch()))  # kube-proxy runs natively (see cluster.up)
+    native = host_arch()
+    if node != native:
+        wanted.append(("hyperkube", native))  # kube-proxy runs natively (see cluster.up)
     if running is not None:
         wanted = [(n, a) for n, a in wanted if n != "kubernetes-node"]  # its binaries are in place
     elif node_binaries:
@@ -127,7 +128,7 @@ def cluster_up(
             pause=ref("pause", workloads),
             coredns=ref("coredns", workloads),
             metrics_server=ref("metrics-server", workloads),
-            kube_proxy=ref("hyperkube", host_arch()),
+            kube_proxy=ref("hyperkube", native),
         ),
         addons=addons,
         kubernetes=kube,
@@ -140,7 +141,7 @@ def cluster_up(
         with log.step("pulling the cluster's images (a tag moved by a rebuild is refreshed)"):
             _pull(
                 [(request.images.hyperkube, node), (request.images.etcd, node), (request.images.pause, workloads)]
-                + [(request.images.kube_proxy, host_arch())] * (node != host_arch())
+                + ([(request.images.kube_proxy, native)] if request.emulated else [])
                 + [(ref(a.name, workloads), workloads) for a in addons]
             )
     return cluster.up(request, lay)
