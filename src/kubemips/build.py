@@ -468,7 +468,7 @@ class Runner:
 
         def task(node: Node) -> Result:
             start = time.monotonic()
-            tracker.start(node.id)
+            tracker.start(node.id)  # on this thread, so the node's commands report their output to it
             res: Result
             record = timing.Phases()
             try:

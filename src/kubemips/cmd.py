@@ -3,14 +3,18 @@
 Commands are argv lists (never shell strings), echoed shell-quoted before they run,
 resolved on PATH up front so a missing tool is a :class:`PrerequisiteError` naming it,
 and a non-zero exit becomes a :class:`CommandError` carrying the command and its output.
+Output is read as it comes, so the running step's progress shows the child's latest line.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import selectors
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -51,24 +55,70 @@ def run(
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
+    stdin = subprocess.PIPE if input_bytes is not None else None
+    with subprocess.Popen(
+        [exe, *args[1:]], cwd=cwd, env=full_env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as proc:
+        try:
+            raw, returncode = _communicate(proc, input_bytes or b"", timeout)
+        except BaseException:  # KeyboardInterrupt, an interrupt raised by a signal handler
+            proc.kill()  # leaving the block waits for it
+            raise
+        if returncode is None:
+            proc.kill()
+    output = raw.decode(errors="replace")
+    if returncode is None:
+        raise CommandError(args, -1, output + f"\n(timed out after {timeout}s)", what=what)
+    if check and returncode != 0:
+        raise CommandError(args, returncode, output, what=what)
+    return subprocess.CompletedProcess(args, returncode, output, None)
+
+
+_CHUNK = 65536
+
+
+def _communicate(proc: subprocess.Popen[bytes], input_bytes: bytes, timeout: float | None) -> tuple[bytes, int | None]:
+    """All ``proc`` prints and its exit code, or None for the code when ``timeout`` ran out
+    first (the output is then what came until then), ``input_bytes`` fed to it meanwhile.
+
+    :meth:`subprocess.Popen.communicate` with the output read as it comes: each read
+    ending a line passes the new lines to :func:`log.child_output`."""
+    assert proc.stdout is not None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out = bytearray()
+    reported = 0  # out[:reported] went to the log
+    todo = memoryview(input_bytes)
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if proc.stdin is not None:
+            sel.register(proc.stdin, selectors.EVENT_WRITE)
+        while sel.get_map():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return bytes(out), None
+            for key, _ in sel.select(left):
+                if key.fileobj is proc.stdout:
+                    data = os.read(key.fd, _CHUNK)
+                    if not data:
+                        sel.unregister(proc.stdout)
+                        continue
+                    out += data
+                    end = max(out.rfind(b"\n", len(out) - len(data)), out.rfind(b"\r", len(out) - len(data)))
+                    if end >= 0:
+                        log.child_output(out[max(reported, end - _CHUNK) : end].decode(errors="replace"))
+                        reported = end + 1
+                elif proc.stdin is not None:
+                    try:
+                        todo = todo[os.write(key.fd, todo[: select.PIPE_BUF]) :]
+                    except BrokenPipeError:  # the child stopped reading: as communicate() does
+                        todo = todo[:0]
+                    if not todo:
+                        sel.unregister(proc.stdin)
+                        proc.stdin.close()
     try:
-        proc = subprocess.run(
-            [exe, *args[1:]],
-            cwd=cwd,
-            env=full_env,
-            input=input_bytes,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.output or b"").decode(errors="replace")
-        raise CommandError(args, -1, out + f"\n(timed out after {timeout}s)", what=what) from None
-    output = proc.stdout.decode(errors="replace")
-    if check and proc.returncode != 0:
-        raise CommandError(args, proc.returncode, output, what=what)
-    return subprocess.CompletedProcess(args, proc.returncode, output, None)
+        return bytes(out), proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return bytes(out), None
 
 
 def output(

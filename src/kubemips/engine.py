@@ -235,7 +235,8 @@ class Engine:
     ) -> str:
         """Classic-builder build for ``arch`` (RUN steps under QEMU); returns the image id.
 
-        The build log goes to ``log_path``; a failing step raises BuildError with its tail.
+        The build log goes to ``log_path`` and its latest line to the step's progress; a
+        failing step raises BuildError with its tail.
         """
         import docker.errors
 
@@ -261,6 +262,7 @@ class Engine:
                     if "stream" in chunk:
                         text = chunk["stream"]
                         logf.write(text)
+                        log.child_output(text)  # a RUN step under QEMU can take many minutes
                         lines.extend(text.splitlines())
                         for line in text.splitlines():
                             if line.startswith("Step "):

@@ -7,27 +7,37 @@ and `--json` output pipes on untouched.
 How progress looks is the progress mode (`--progress`):
 
 - ``plain``: timestamped lines, one per event, ``[done/total]`` when a step finishes and
-  a heartbeat line for steps still running after a minute (CI logs);
+  a heartbeat line, with the child's last line, for steps still running after a minute
+  (CI logs);
 - ``tty``: the same lines above a status line redrawn in place that counts finished
-  steps and shows each running one with its elapsed time (a terminal);
+  steps and shows each running one with its elapsed time and the last line its child
+  printed (a terminal);
 - ``quiet``: no progress, only warnings and results;
 - ``auto`` (default): ``tty`` when stderr is a terminal (and TERM is not ``dumb``),
   ``plain`` otherwise.  ``KUBEMIPS_PROGRESS`` sets the default; NO_COLOR is honoured.
 
 Builds run nodes in parallel threads, so every write takes a lock; lines carry the node
 they belong to so interleaved output stays readable.
+
+A child's output reaches its step through :func:`child_output`, which finds the step in
+a context variable :meth:`Tracker.start` sets on the thread doing the step's work: what
+runs a command there (:func:`kubemips.cmd.run`, a Dockerfile build) needs no step passed
+down, and a long child (mmdebstrap, apt-get under QEMU, a Go compile) shows more than
+its elapsed time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 from .errors import ConfigError
@@ -35,6 +45,8 @@ from .errors import ConfigError
 MODES = ("auto", "tty", "plain", "quiet")
 HEARTBEAT_SECONDS = 60.0
 """In plain mode, a step still running says so this often (long compiles print nothing)."""
+LAST_LINE_CHARS = 120
+"""A child's last line is cut to this: it shares the status line with other steps."""
 
 _lock = threading.RLock()
 _start = time.monotonic()
@@ -136,27 +148,36 @@ class Tracker:
     """Counts a run's steps: ``[done/total]`` as each finishes, what is running meanwhile.
 
     In tty mode the running steps are the status line; in plain mode a step running
-    longer than :data:`HEARTBEAT_SECONDS` gets a line saying so, once per period."""
+    longer than :data:`HEARTBEAT_SECONDS` gets a line saying so, once per period.  Both
+    show the last line the step's child printed (:func:`child_output`), if it printed one."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.done = 0
         self.failed = 0
         self.running: dict[str, float] = {}
+        self.last_line: dict[str, str] = {}
+        """Per running step: the last line its child printed, sanitized."""
         self._beats: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self, name: str) -> None:
+        """Count ``name`` as running; call it on the thread that does the step's work, which
+        then reports its children's output for ``name`` (until :meth:`finish`)."""
         with _lock:
             self.running[name] = time.monotonic()
             self._beats[name] = 0
+        _current_step.set((self, name))
         self._redraw()
 
     def finish(self, name: str, status: str, seconds: float, *, ok: bool = True) -> str:
         """Record a finished step; returns (and, unless quiet, emits) its count line."""
+        if _current_step.get() == (self, name):
+            _current_step.set(None)  # a pool thread goes on to other steps
         with _lock:
             self.running.pop(name, None)
+            self.last_line.pop(name, None)
             self._beats.pop(name, None)
             self.done += 1
             self.failed += 0 if ok else 1
@@ -167,7 +188,10 @@ class Tracker:
     def status_line(self, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
         with _lock:
-            running = ", ".join(f"{n} {now - t:.0f}s" for n, t in sorted(self.running.items(), key=lambda kv: kv[1]))
+            running = ", ".join(
+                f"{n} {now - t:.0f}s" + (f" ({self.last_line[n]})" if n in self.last_line else "")
+                for n, t in sorted(self.running.items(), key=lambda kv: kv[1])
+            )
             failed = f", {self.failed} failed" if self.failed else ""
         return f"[{self.done}/{self.total}{failed}] " + (f"running: {running}" if running else "waiting")
 
@@ -180,8 +204,15 @@ class Tracker:
                 periods = int((now - began) // HEARTBEAT_SECONDS)
                 if periods > self._beats.get(name, 0):
                     self._beats[name] = periods
-                    lines.append(f"[{self.done}/{self.total}] {name}: still running ({now - began:.0f}s)")
+                    said = f": {self.last_line[name]}" if name in self.last_line else ""
+                    lines.append(f"[{self.done}/{self.total}] {name}: still running ({now - began:.0f}s){said}")
         return lines
+
+    def said(self, name: str, line: str) -> None:
+        """``line`` (already sanitized) is the latest output of running step ``name``'s child."""
+        with _lock:
+            if name in self.running:  # not a late line of a step already finished
+                self.last_line[name] = line
 
     def _redraw(self) -> None:
         if _mode == "tty":
@@ -218,6 +249,35 @@ class Tracker:
 
 
 _tracker: Tracker | None = None
+_current_step: ContextVar[tuple[Tracker, str] | None] = ContextVar("kubemips_step", default=None)
+"""The step the work on this thread belongs to (a context variable: each thread has its own;
+a thread started inside a step inherits it only when run in ``contextvars.copy_context()``)."""
+
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
+"""Terminal escape sequences (colours, cursor moves, titles): removed whole, not left as ``[31m``."""
+
+
+def sanitize(line: str) -> str:
+    """``line`` fit for the status line: escape sequences and control characters removed
+    (they would move the cursor or garble the terminal), tabs as spaces, trimmed, and cut
+    to :data:`LAST_LINE_CHARS`."""
+    text = _ESCAPES.sub("", line).replace("\t", " ")
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+    return text if len(text) <= LAST_LINE_CHARS else text[: LAST_LINE_CHARS - 3] + "..."
+
+
+def child_output(text: str) -> None:
+    """Output a child of the current step printed (one or more lines): its last non-blank
+    line becomes the step's heartbeat.  Outside a step, or once it finished, it is dropped."""
+    current = _current_step.get()
+    if current is None:
+        return
+    for raw in reversed(re.split(r"[\r\n]", text)):
+        line = sanitize(raw)
+        if line:
+            tracker, name = current
+            tracker.said(name, line)
+            return
 
 
 def _draw_status(out: TextIO) -> None:
