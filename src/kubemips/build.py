@@ -249,7 +249,7 @@ class Runner:
             return res
 
         log.info(f"[{node.id}] building ({comp.kind}) ...")
-        emulated = builder.emulates and arch != host_arch() and not self.engines.is_native(arch)
+        emulated = builder.emulated(comp) and arch != host_arch() and not self.engines.is_native(arch)
         with timing.phase("emulated" if emulated else "native"):
             out = builder.build(comp, image, arch, self.ctx, base)
         if copied:

@@ -93,9 +93,12 @@ def test_debian_base_both_arches(built_base: Built, cli: Cli) -> None:
     out = docker(
         "run", "--rm", "--platform", "linux/mips64le", f"{cli.registry}/debian-base:1.0.0",
         "sh", "-c", "uname -m; dpkg --print-architecture; ls /usr/share/man 2>/dev/null | wc -l; "
-        "find /usr/share/doc -type f ! -name copyright | wc -l; apt-get --version | head -n1 | cut -d' ' -f1",
+        "find /usr/share/doc -type f ! -name copyright | wc -l; apt-get --version | head -n1 | cut -d' ' -f1; "
+        "readlink /bin; dpkg-query -W -f '${db:Status-Status}\\n' usr-is-merged; "
+        "dpkg-query -W usrmerge perl || echo none",
     ).stdout.split()  # fmt: skip
-    assert out == ["mips64", "mips64el", "0", "0", "apt"]
+    # merged /usr from the usr-is-merged package, not usrmerge (which pulls in perl)
+    assert out == ["mips64", "mips64el", "0", "0", "apt", "usr/bin", "installed", "none"]
 
 
 def test_warm_run_is_a_noop_in_seconds(built_pause: Built, built_base: Built, cli: Cli) -> None:

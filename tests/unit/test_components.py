@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,28 @@ def test_default_kubernetes_version_is_the_one_built() -> None:
 
 def test_debian_base_smoke_pattern_is_per_arch() -> None:
     base, image = load_catalog(REPO).image("debian-base")
-    out = "mips64\nmips64el\n12.11\n"
+    out = "mips64\nmips64el\n12.11\n1\n"
     assert image.smoke.pattern(base.version, parse_arch("mips64el")).search(out)
     assert not image.smoke.pattern(base.version, parse_arch("amd64")).search(out)
+    # an empty linker cache (the host's ldconfig on a foreign arch) fails the smoke
+    assert not image.smoke.pattern(base.version, parse_arch("mips64el")).search("mips64\nmips64el\n12.11\n0\n")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        ('mode = "qemu"', "mode 'qemu': expected one of chrootless, chroot"),
+        ('files = { "etc/x" = "" }', "files: 'etc/x' is not an absolute path"),
+        ('files = { "/etc/$(id)" = "" }', "files: '/etc/$(id)' is not an absolute path"),
+        ('files = { "/etc/../x" = "" }', "files: '/etc/../x' is not an absolute path"),
+    ],
+)
+def test_rootfs_options_are_checked(tmp_path: Path, build: str, message: str) -> None:
+    c_static = 'kind = "c-static"\nsources = ["main.c"]\noutput = "/bin/x"'
+    body = simple("x").replace(c_static, f'kind = "debian-rootfs"\n{build}')
+    comp = components.load_component(write_component(tmp_path, "x", body))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        builder_for(comp).check(comp)
 
 
 def test_unknown_key_in_component(tmp_path: Path) -> None:

@@ -149,6 +149,11 @@ class Builder(ABC, Generic[OptionsT]):
             found = self._checked[id(comp)] = (comp, self.check(comp))
         return found[1]
 
+    def emulated(self, comp: Component) -> bool:
+        """Whether building ``comp`` runs target programs for long (:attr:`emulates`, unless
+        the builder knows better from the component's options)."""
+        return self.emulates
+
     def go_options(self, comp: Component) -> GoOptions | None:
         """The Go binaries and files the build compiles from the component's sources (the
         up-front source check reads them); None when it compiles no Go."""

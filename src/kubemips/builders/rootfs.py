@@ -1,19 +1,43 @@
 """A Debian root filesystem from mmdebstrap, as one deterministic layer (debian-base).
 
-mmdebstrap resolves packages from the configured (or host's) mirror, runs maintainer
-scripts under QEMU for a foreign arch, and honours SOURCE_DATE_EPOCH; the tar it writes
-is re-emitted with pinned metadata, so two builds from the same package set give the
-same digest.  The package index digests of every suite used are the build's inputs.
+mmdebstrap resolves packages from the configured (or host's) mirror and honours
+SOURCE_DATE_EPOCH; the tar it writes is re-emitted with pinned metadata, so two builds
+from the same package set give the same digest.  The package index digests of every
+suite used are the build's inputs.
+
+By default it runs chrootless: the host's dpkg unpacks the target's packages and runs
+their maintainer scripts with the host's shell and tools (bookworm's essential set
+honours DPKG_ROOT), so a mips64el root filesystem costs what an amd64 one does instead
+of minutes of dpkg and maintainer scripts under QEMU.  Two things keep that safe and
+right:
+
+- the host is read-only to it: mmdebstrap runs in a private mount namespace where every
+  host filesystem is remounted read-only, /tmp is a private tmpfs and only the build's
+  work directory is writable, so a maintainer script that ignored DPKG_ROOT fails the
+  build instead of changing the host;
+- the host's ldconfig cannot read a foreign arch's libraries (it writes an empty cache
+  for mips64el), so the target's own ldconfig rebuilds /etc/ld.so.cache at the end: the
+  one target program that must run, under QEMU for a foreign arch (about a second).
+
+The merged-/usr layout comes from mmdebstrap's merged-usr hook (the usr-is-merged
+package), as in chroot mode, which otherwise pulls in usrmerge and perl.
+``mode = "chroot"`` builds the classic way (everything under QEMU), for a package set
+whose maintainer scripts do not support DPKG_ROOT.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import posixpath
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .. import cmd
 from ..arch import Arch
 from ..components import Component, ImageDef
+from ..errors import ConfigError
 from ..oci import NormalizedTar
 from .base import BaseImage, BuildContext, Builder, BuildOutput, Options
 
@@ -27,30 +51,75 @@ DEFAULT_PATH_EXCLUDES = (
     "/usr/share/lintian/*",
 )
 DEFAULT_PATH_INCLUDES = ("/usr/share/doc/*/copyright", "/usr/share/locale/locale.alias")
+MODES = ("chrootless", "chroot")
+SAFE_PATH = re.compile(r"/[A-Za-z0-9._+/-]+")
+"""A ``files`` path: absolute, and plain enough to stand in a hook's shell line."""
+HOOKS = "/usr/share/mmdebstrap/hooks"
+
+READ_ONLY_HOST = r"""
+set -eu
+work=$1; shift
+cd "$work"
+findmnt -rn -o TARGET | while read -r m; do
+  case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue;; esac
+  mount -o remount,bind,ro "$m" || { echo "cannot make $m read-only for the build" >&2; exit 1; }
+done
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mkdir -p "$work"
+mount --no-canonicalize --bind "/proc/$$/cwd" "$work"
+mount -o remount,bind,rw "$work"
+cd "$work"
+exec "$@"
+"""
+"""Run by ``unshare --mount`` (a private mount namespace): ``sh -c READ_ONLY_HOST sh
+WORKDIR COMMAND...`` runs COMMAND with the host read-only but for WORKDIR and a private
+/tmp.  The remounts are per mount point and belong to the namespace: the host keeps its
+own mounts as they were.  WORKDIR is bound by the directory the script stands in (its cwd), so it
+stays reachable when it lies under /tmp, below the private tmpfs."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class RootfsOptions(Options):
     variant: str = "minbase"
+    mode: str = "chrootless"
+    """``chrootless`` (host tools, QEMU only for ldconfig) or ``chroot`` (all under QEMU)."""
     include: tuple[str, ...] = ()
     """Packages beyond the variant's."""
     path_exclude: tuple[str, ...] = DEFAULT_PATH_EXCLUDES
     path_include: tuple[str, ...] = DEFAULT_PATH_INCLUDES
+    files: Mapping[str, str] = field(default_factory=dict)
+    """Files written into the root filesystem at the end: absolute path -> content."""
 
 
 class RootfsBuilder(Builder[RootfsOptions]):
     kind: ClassVar[str] = "debian-rootfs"
-    emulates: ClassVar[bool] = True
     options = RootfsOptions
+
+    def check(self, comp: Component) -> RootfsOptions:
+        opts = super().check(comp)
+        if opts.mode not in MODES:
+            raise ConfigError(f"{comp.file}: [build] mode {opts.mode!r}: expected one of {', '.join(MODES)}")
+        for path in opts.files:
+            if not SAFE_PATH.fullmatch(path) or ".." in path.split("/"):
+                raise ConfigError(
+                    f"{comp.file}: [build] files: {path!r} is not an absolute path inside the image"
+                    " (letters, digits and . _ + - / only)"
+                )
+        return opts
+
+    def emulated(self, comp: Component) -> bool:
+        return self.opts(comp).mode == "chroot"
 
     def _options(self, comp: Component) -> dict[str, Any]:
         """The options as an input of the key."""
         opts = self.opts(comp)
         return {
             "variant": opts.variant,
+            "mode": opts.mode,
             "include": sorted(opts.include),
             "path-exclude": list(opts.path_exclude),
             "path-include": list(opts.path_include),
+            "files": dict(sorted(opts.files.items())),
         }
 
     def inputs(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> dict[str, Any]:
@@ -70,6 +139,16 @@ class RootfsBuilder(Builder[RootfsOptions]):
         out = work / "rootfs.tar"
         out.unlink(missing_ok=True)
         argv: list[str] = ["mmdebstrap", f"--variant={opts.variant}", f"--arch={arch.debian}", "--quiet"]
+        argv += [f"--mode={'root' if opts.mode == 'chroot' else opts.mode}", f"--hook-dir={HOOKS}/maybe-merged-usr"]
+        for n, (path, content) in enumerate(sorted(opts.files.items())):
+            source = work / f"file-{n}"
+            source.write_text(content)
+            copy = f'mkdir -p "$1{posixpath.dirname(path)}" && cp {shlex.quote(str(source))} "$1{path}"'
+            argv.append(f"--customize-hook={copy}")
+        if opts.mode == "chrootless":
+            argv.append("""--customize-hook=chroot "$1" /sbin/ldconfig""")
+            sandbox = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_HOST, "sh", str(work)]
+            argv = [*sandbox, *argv]
         if opts.include:
             argv.append("--include=" + ",".join(sorted(opts.include)))
         argv += [f"--dpkgopt=path-exclude={p}" for p in opts.path_exclude]
@@ -83,10 +162,11 @@ class RootfsBuilder(Builder[RootfsOptions]):
             timeout=3600,
         )
         layer = ctx.store.write_layer(NormalizedTar(out, ctx.settings.source_date_epoch))
+        suite = ctx.settings.debian_suite
         out.unlink(missing_ok=True)
         return BuildOutput(
             [layer],
-            [f"mmdebstrap --variant={opts.variant} --arch={arch.debian} {ctx.settings.debian_suite}"],
+            [f"mmdebstrap --mode={opts.mode} --variant={opts.variant} --arch={arch.debian} {suite}"],
             labels={
                 "org.kubemips.debian.suite": ctx.settings.debian_suite,
                 "org.kubemips.debian.sources": "; ".join(f"{s.suite}@{s.index[:12]}" for s in sources),
