@@ -2,9 +2,10 @@
 
 Each command is a short sequence of named steps over :class:`Settings`: load the
 catalog, resolve the request, open the registry, call the module that owns the work,
-print its result.  The work itself lives in those modules (``request``, ``build``,
-``report``, ``verify``, ``shard``, ``conformance``, ``coverage``, ``manifests``,
-``mirror``, ``bundle``, ``bench``).  ``edge`` is the one place errors are caught: it
+show its result.  The work itself, its printing included, lives in those modules
+(``request``, ``build``, ``report``, ``localregistry``, ``verify``, ``shard``,
+``conformance``, ``coverage``, ``manifests``, ``mirror``, ``bundle``, ``bench``), where
+it can be tested without a front end.  ``edge`` is the one place errors are caught: it
 prints the message and exits with the error's code, so every command fails the same way.
 """
 
@@ -23,16 +24,15 @@ from . import bench as benchmark
 from . import config, conformance, coverage, interrupt, localregistry, log, manifests, oci, request, shard
 from . import report as build_report
 from .arch import parse_arches
-from .build import Report, Runner
+from .build import Report, run_plan
 from .bundle import export_bundles
 from .catalog import IMAGE_COLUMNS, Catalog, load_catalog
 from .config import Settings
-from .engine import Engines
 from .errors import Interrupted, KubemipsError
+from .localregistry import open_registry
 from .mirror import copy_missing
-from .outputs import output_dir, output_file
+from .outputs import output_dir, output_file, output_file_or
 from .plan import Plan
-from .registry import Registry
 from .request import SourceMap
 from .verify import verify_published
 
@@ -75,6 +75,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def settings(*, arch: str = "", registry: str = "", jobs: int = 0, config_file: str = "") -> Settings:
+    """The settings a command runs with: the flags given over the environment, file and defaults."""
     flags: dict[str, Any] = {
         "build.architectures": list(a.name for a in parse_arches(arch)) if arch else None,
         "registry.address": registry or None,
@@ -84,25 +85,12 @@ def settings(*, arch: str = "", registry: str = "", jobs: int = 0, config_file: 
 
 
 def embedded_server(s: Settings) -> localregistry.RegistryServer:
-    return localregistry.embedded(s.embedded_listen, s.cache_dir)
-
-
-def open_registry(s: Settings, *, start: bool = True) -> Registry:
-    """A client for the configured registry; starts the embedded one when it is the target."""
-    if s.embedded and start:
-        localregistry.ensure_running(embedded_server(s))
-    reg = Registry.configured(s)
-    reg.ping()
-    return reg
+    return localregistry.embedded(s)
 
 
 def catalog(s: Settings) -> Catalog:
-    cat = load_catalog(s.root)
-    for name, problem in sorted(cat.broken.items()):
-        if name not in cat.components and not (s.root / "components" / name).is_dir():
-            # e2e folders; the front ends name broken component files when they load them
-            log.warn(problem)
-    return cat
+    """The catalog a command works from (broken e2e folders named as warnings)."""
+    return load_catalog(s.root, warn=True)
 
 
 def plan_for(s: Settings, what: str | Sequence[str], *, version: str = "", source: str = "") -> tuple[Plan, SourceMap]:
@@ -129,22 +117,15 @@ def build(
     come from records already in that directory, or from the registry.
 
     ``as_json``: stdout gets only JSON (the plan with ``dry_run``, else the report)."""
-    plan, sources = plan_for(s, what, version=version, source=source)
-    if k8s_source:
-        request.add_kubernetes_tree(plan, sources, k8s_source)
-    request.check_sources(plan, sources)
+    plan, given = plan_for(s, what, version=version, source=source)
+    sources = request.checked_sources(plan, given, k8s_source)
     records = Path(digests_dir) if digests_dir else None
-    if records is not None:
-        plan = shard.requested_nodes(plan)
+    plan = shard.requested_nodes(plan) if records is not None else plan
     if dry_run:
-        if as_json:
-            log.print_json(plan.as_json(s.registry))
-        else:
-            log.print_block(plan.describe(s.registry))
-            log.print_block("dry run: nothing built, pushed or started")
+        build_report.show_plan(plan, s.registry, as_json=as_json)
         return None
     # Where the results go is checked before anything is built or pushed.
-    path = output_file("--report", Path(report_path)) if report_path else build_report.default_path(s.cache_dir)
+    path = output_file_or("--report", report_path, build_report.default_path(s))
     if records is not None:
         output_dir("--digests-dir", records)
     arches = ", ".join(a.name for a in s.arches)
@@ -152,22 +133,11 @@ def build(
     with log.step(f"build {', '.join(plan.requested)} for {arches} into {s.registry}{mode}"):
         reg = open_registry(s)
         preset = shard.provided_bases(reg, catalog(s), plan, records, s.registry) if records else {}
-        runner = Runner(
-            s,
-            reg,
-            Engines.configured(s, layer_cache=not force),
-            force=force,
-            smoke=smoke,
-            sources=sources,
-            tag_images=records is None,
-        )
-        runner.prepare(plan)
-        report = runner.run(plan, preset=preset)
+        tag = records is None
+        report = run_plan(s, reg, plan, sources=sources, force=force, smoke=smoke, tag_images=tag, preset=preset)
         if records is not None:
             shard.write_records(records, report, s.registry)
-    build_report.write_and_show(report, reg, path, as_json=as_json)
-    interrupt.check("stopped at a safe point; no tag moved and no list was published after the signal")
-    build_report.raise_for_failures(report)
+    build_report.conclude(report, reg, path, as_json=as_json)
     return report
 
 
@@ -207,14 +177,13 @@ def write_github_output(s: Settings, what: str, path: Path, stages: int) -> None
 
 
 def merge(s: Settings, digests_dir: Path, *, allow_partial: bool = False, complete_only: bool = False) -> None:
+    """Publish the lists of a sharded build from the digest records in ``digests_dir``."""
     reg = open_registry(s, start=False)
     records = shard.read_records(digests_dir)
     results, skipped = shard.merge(
         s, reg, catalog(s), records, allow_partial=allow_partial, complete_only=complete_only
     )
-    log.print_block(shard.merge_table(reg, results))
-    if skipped:
-        raise KubemipsError(f"{len(skipped)} list(s) not published, an arch's build missing: {'; '.join(skipped)}")
+    shard.show_merge(reg, results, skipped)
 
 
 def e2e_catalog(s: Settings, k8s: str) -> conformance.ConformanceCatalog:
@@ -222,13 +191,13 @@ def e2e_catalog(s: Settings, k8s: str) -> conformance.ConformanceCatalog:
 
 
 def e2e_list(s: Settings, k8s: str) -> None:
+    """Each image the run pulls, its local name and what builds it (or why nothing does)."""
     log.print_block(conformance.image_list(e2e_catalog(s, k8s), catalog(s), s.registry))
 
 
 def e2e_repo_list(s: Settings, k8s: str, out: Path | None) -> Path:
-    if out is not None:
-        output_file("--out", out)
-    path = out or s.cache_dir / f"kube-test-repo-list-{k8s}.yaml"
+    """Write the KUBE_TEST_REPO_LIST that points the run at the registry; its path."""
+    path = output_file_or("--out", out, s.cache_dir / f"kube-test-repo-list-{k8s}.yaml")
     return conformance.write_repo_list(e2e_catalog(s, k8s), s.registry, path)
 
 
@@ -242,24 +211,17 @@ def e2e_coverage(
 ) -> None:
     """The image x arch coverage: terminal table (or JSON), Markdown and HTML files, and
     GitHub's job summary ($GITHUB_STEP_SUMMARY) when set."""
-    md_path = output_file("--markdown", markdown) if markdown else s.cache_dir / "reports" / f"e2e-coverage-{k8s}.md"
-    html_path = output_file("--html", html) if html else s.cache_dir / "reports" / f"e2e-coverage-{k8s}.html"
+    md_path = output_file_or("--markdown", markdown, s.reports_dir / f"e2e-coverage-{k8s}.md")
+    html_path = output_file_or("--html", html, s.reports_dir / f"e2e-coverage-{k8s}.html")
     cc = e2e_catalog(s, k8s)
-    rows = conformance.coverage(cc, catalog(s), open_registry(s, start=False), s.arches, s.cache_dir / "smoke")
-    page = {"kubernetes": cc.kubernetes, "registry": s.registry}
-    coverage.write_files(rows, **page, markdown_path=md_path, html_path=html_path)
-    if as_json:
-        log.print_json({**coverage.as_json(rows, **page), "markdown": str(md_path), "html": str(html_path)})
-    else:
-        log.print_block(coverage.terminal(rows) + f"\n\nmarkdown: {md_path}\nhtml: {html_path}")
+    rows = conformance.coverage(cc, catalog(s), open_registry(s, start=False), s.arches, s.smoke_dir)
+    coverage.publish(rows, cc.kubernetes, s.registry, md_path, html_path, json_output=as_json)
 
 
 def render_manifests(s: Settings, k8s: str, out: Path) -> list[Path]:
+    """Write the cluster manifests of Kubernetes ``k8s``, naming this registry's images."""
     output_dir("--out", out)
-    paths = manifests.write(manifests.render(s.root, s.registry, k8s, catalog(s)), out)
-    for path in paths:
-        log.result(f"wrote {path}")
-    return paths
+    return manifests.write(manifests.render(s.root, s.registry, k8s, catalog(s)), out)
 
 
 def verify_manifests(s: Settings, directory: Path) -> None:
@@ -275,11 +237,9 @@ def cluster_images(s: Settings, k8s: str) -> list[str]:
 def mirror(settings: Settings, source: str, k8s: str, what: Sequence[str]) -> None:
     """Copy the cluster's images that the registry lacks from ``source``, digests checked."""
     dest = open_registry(settings)
-    src = Registry.configured(settings, source)
-    src.ping()
-    store = oci.BlobStore(settings.cache_dir / "blobs")
-    refs = cluster_images(settings, k8s)
-    rows = copy_missing(dest, src, source, settings.registry, refs, store, only=what)
+    src = open_registry(settings, source, start=False)
+    store = oci.BlobStore(settings.blob_dir)
+    rows = copy_missing(dest, src, source, settings.registry, cluster_images(settings, k8s), store, only=what)
     log.print_block(log.table(["image", "result"], rows))
 
 
@@ -300,5 +260,4 @@ def bench(
     chosen = benchmark.parse_cases(cases)
     names = benchmark.names(s, what)
     plan_for(s, names)  # unknown names fail here, before anything starts
-    path = output_file("--out", Path(out)) if out else None
-    benchmark.run_and_report(s, names, chosen, touch=touch, out=path, keep=keep)
+    benchmark.run_and_report(s, names, chosen, touch=touch, out=out, keep=keep)

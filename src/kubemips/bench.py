@@ -37,6 +37,7 @@ from .config import CONFIG_NAME, Settings
 from .engine import Engine
 from .errors import BuildError, ConfigError, PrerequisiteError
 from .localregistry import RegistryServer
+from .outputs import output_file_or
 
 DEFAULT_EXTRA = ("redis", "perl", "httpd-2.4.38", "dnsutils")
 """Debian-package e2e images measured beside the default set: apt-get under QEMU."""
@@ -281,12 +282,12 @@ def run_and_report(
     cases: Sequence[Case],
     *,
     touch: str = "",
-    out: Path | None = None,
+    out: str = "",
     keep: bool = False,
 ) -> None:
-    """Run ``cases`` over ``what``, write the results (``out``, else the cache's
-    reports/bench.json) and print their table."""
-    path = out or s.cache_dir / "reports" / "bench.json"
+    """Run ``cases`` over ``what``, write the results (``out``, checked before the first
+    case starts, else the cache's reports/bench.json) and print their table."""
+    path = output_file_or("--out", out, s.reports_dir / "bench.json")
     arches = ",".join(a.name for a in s.arches)
     doc = run(s, what, arches, cases, touch=touch or DEFAULT_TOUCH, keep=keep)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -138,7 +138,7 @@ class Runner:
         self.smoke_enabled = smoke
         self.fetch_seconds = 0.0
         self.tag_images = tag_images
-        self.ctx = BuildContext(settings, oci.BlobStore(settings.cache_dir / "blobs"), engines, sources or {})
+        self.ctx = BuildContext(settings, oci.BlobStore(settings.blob_dir), engines, sources or {})
 
     # -- per-arch image ---------------------------------------------------------------
     def _base(self, image: ImageDef, arch: Arch, results: dict[str, Result]) -> BaseImage | None:
@@ -310,7 +310,7 @@ class Runner:
         if smoke.exit_code:
             doc += [smoke.exit_code]
         spec = hashlib.sha256(oci.canonical_json(doc)).hexdigest()[:16]
-        return self.settings.cache_dir / "smoke" / f"{digest.removeprefix('sha256:')}-{spec}"
+        return self.settings.smoke_dir / f"{digest.removeprefix('sha256:')}-{spec}"
 
     def _smoke(self, node: ImageNode, res: ImageResult, results: Mapping[str, Result]) -> None:
         with timing.phase("smoke"):
@@ -525,6 +525,26 @@ class Runner:
                     results[node.id] = fut.result()
         report.seconds = time.monotonic() - began
         return report
+
+
+def run_plan(
+    settings: Settings,
+    registry: Registry,
+    plan: Plan,
+    *,
+    sources: Mapping[str, Mapping[str, Path]],
+    force: bool = False,
+    smoke: bool = True,
+    tag_images: bool = True,
+    preset: Mapping[str, ImageResult] | None = None,
+) -> Report:
+    """Build ``plan`` into ``registry`` with the configured engines: prepare (every
+    prerequisite and source before the first push), then walk the graph.  ``force`` also
+    bypasses the engines' layer cache, so that a forced rebuild runs every RUN step again."""
+    engines = Engines.configured(settings, layer_cache=not force)
+    runner = Runner(settings, registry, engines, force=force, smoke=smoke, sources=sources, tag_images=tag_images)
+    runner.prepare(plan)
+    return runner.run(plan, preset=preset)
 
 
 def _first_line(text: str, limit: int = 300) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import e2e, versions
+from . import e2e, log, versions
 from .components import Component, ImageDef, load_each, load_problem
 from .errors import ConfigError
 from .schema import suggest
@@ -89,8 +89,12 @@ class Catalog:
         return names
 
 
-def load_catalog(root: Path) -> Catalog:
-    """Components (components/*/component.toml) and e2e images (e2e-images/**/VERSION)."""
+def load_catalog(root: Path, *, warn: bool = False) -> Catalog:
+    """Components (components/*/component.toml) and e2e images (e2e-images/**/VERSION).
+
+    With ``warn`` (a command's catalog), each e2e folder that did not load is named on
+    stderr: the front ends name the broken component files when they load them, and the
+    folders would otherwise go unmentioned until an image of one is asked for."""
     comps: dict[str, Component] = {}
     images: dict[str, tuple[Component, ImageDef]] = {}
 
@@ -122,6 +126,10 @@ def load_catalog(root: Path) -> Catalog:
         for img in comp.images:
             images[img.name] = (comp, img)
     _check_patch_scopes(comps, broken)
+    if warn:
+        for name, problem in sorted(broken.items()):
+            if name not in comps and not (root / "components" / name).is_dir():
+                log.warn(problem)
     return Catalog(comps, images, broken)
 
 

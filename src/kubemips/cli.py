@@ -446,7 +446,7 @@ def conformance(
 
     with app.edge():
         settings = app.settings(registry=registry)
-        out = Path(results) if results else settings.cache_dir / "reports" / "conformance"
+        out = Path(results) if results else settings.reports_dir / "conformance"
         summary = clusterops.run_conformance(
             settings,
             focus=focus,

@@ -23,6 +23,7 @@ from .config import Settings
 from .engine import Engine
 from .errors import ClusterError, ConfigError
 from .host import check_emulation
+from .localregistry import open_registry
 from .registry import Registry
 
 NODE_IMAGES = ("hyperkube", "etcd", "kubernetes-node")
@@ -84,7 +85,7 @@ def cluster_up(
         arch = arch or running.workloads or running.arch
     node = _arch_here(node_arch)
     workloads = _arch_here(arch)
-    reg = app.open_registry(s)
+    reg = open_registry(s)
     cat = app.catalog(s)
     wanted = [(n, node) for n in NODE_IMAGES] + [(n, workloads) for n in POD_IMAGES]
     native = host_arch()
@@ -191,7 +192,7 @@ def run_conformance(
         raise ClusterError(f"no cluster answers (state {lay.state}): bring one up with `invoke cluster-up` first")
     node, workloads = parse_arch(st.arch), parse_arch(st.workloads or st.arch)
     cat = app.catalog(s)
-    reg = app.open_registry(s)
+    reg = open_registry(s)
     missing = _ensure(s, reg, [("conformance", node)], build=build, why="conformance")
     comp, image = cat.image("conformance")
     if missing:

@@ -133,6 +133,23 @@ class Settings:
         """Loopback registries speak plain HTTP, as Docker assumes for them."""
         return self.insecure or is_loopback(self.registry_host)
 
+    # The cache's shared directories, each named here once: several modules write or read them.
+    @property
+    def reports_dir(self) -> Path:
+        """Where a command's reports and result files go when no path is given."""
+        return self.cache_dir / "reports"
+
+    @property
+    def smoke_dir(self) -> Path:
+        """A marker per image digest and smoke check that passed: a build skips a check it
+        finds here, and the coverage report shows which images passed theirs."""
+        return self.cache_dir / "smoke"
+
+    @property
+    def blob_dir(self) -> Path:
+        """The content-addressed store that builds and mirror copies keep blobs in."""
+        return self.cache_dir / "blobs"
+
     def describe(self) -> str:
         """What `show-config` prints: the resolved settings and where each came from."""
         rows = [[key, src] for key, src in sorted(self.sources.items())]

@@ -6,7 +6,8 @@ that image on that arch.  Rendered for the terminal, as Markdown (a file, and Gi
 job summary) and as a self-contained HTML page; the same data as JSON for scripts.
 
 Pure functions over :class:`~kubemips.conformance.CoverageRow` lists, unit-tested
-directly; :func:`write_files` puts the Markdown and HTML where they go.
+directly; :func:`write_files` puts the Markdown and HTML where they go, and
+:func:`publish` is what the command leaves (the files and its stdout).
 """
 
 from __future__ import annotations
@@ -223,6 +224,26 @@ def write_files(
         with open(step_summary, "a", encoding="utf-8") as out:
             out.write(md + "\n")
     return md
+
+
+def publish(
+    rows: Sequence[CoverageRow],
+    kubernetes: str,
+    registry: str,
+    markdown_path: Path,
+    html_path: Path,
+    *,
+    json_output: bool = False,
+) -> None:
+    """What `e2e-coverage` leaves: the files (:func:`write_files`), and on stdout the
+    terminal table or, with ``json_output``, :func:`as_json`'s document; both name the
+    files, so a reader or a script finds the pages without knowing where they default to."""
+    write_files(rows, kubernetes=kubernetes, registry=registry, markdown_path=markdown_path, html_path=html_path)
+    if json_output:
+        doc = as_json(rows, kubernetes=kubernetes, registry=registry)
+        log.print_json({**doc, "markdown": str(markdown_path), "html": str(html_path)})
+    else:
+        log.print_block(terminal(rows) + f"\n\nmarkdown: {markdown_path}\nhtml: {html_path}")
 
 
 def _short(text: str, width: int) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import cmd, log
+from .config import Settings
 from .errors import PrerequisiteError, RegistryError
 from .registry import Registry
 
@@ -138,10 +139,23 @@ class RegistryServer:
         return f"registry {self.listen}: {state} ({owner}); data {self.data_dir}"
 
 
-def embedded(listen: str, cache_dir: Path) -> RegistryServer:
-    return RegistryServer(listen, cache_dir / "registry")
+def embedded(s: Settings) -> RegistryServer:
+    """The embedded registry of these settings: its address, its data under the cache."""
+    return RegistryServer(s.embedded_listen, s.cache_dir / "registry")
 
 
 def ensure_running(server: RegistryServer) -> None:
     if server.start():
         log.info(f"started embedded registry on {server.listen} (data in {server.data_dir})")
+
+
+def open_registry(s: Settings, address: str | None = None, *, start: bool = True) -> Registry:
+    """A client for the configured registry (or for ``address``, a mirror's source) that
+    has answered, so a command fails on an unreachable registry before it does any work.
+    The embedded registry is started first when it is the one opened, unless ``start`` is
+    False: a stopped one then fails the check, and the message names `invoke registry-start`."""
+    if start and s.embedded and (address or s.registry) == s.registry:
+        ensure_running(embedded(s))
+    reg = Registry.configured(s, address)
+    reg.ping()
+    return reg

@@ -81,11 +81,14 @@ def _value(m: re.Match[str], where: str, registry: str, k8s: str, catalog: Catal
 
 
 def write(rendered: Mapping[str, str], out: Path) -> list[Path]:
+    """Write each rendered file into ``out``, naming each as a result: these paths are
+    what a user applies next."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in rendered.items():
         path = out / name
         path.write_text(text)
+        log.result(f"wrote {path}")
         paths.append(path)
     return paths
 

@@ -35,6 +35,12 @@ def output_file(flag: str, path: Path) -> Path:
     return path
 
 
+def output_file_or(flag: str, given: str | Path | None, default: Path) -> Path:
+    """The file given with ``flag``, checked as :func:`output_file` checks it, else
+    ``default``: a place in the project's cache, which the command creates."""
+    return output_file(flag, Path(given)) if given else default
+
+
 def output_dir(flag: str, path: Path) -> Path:
     """``path``, a directory the command given ``flag`` will create if needed and write files in."""
     full = _checked(flag, path)

@@ -1,5 +1,5 @@
 """A build's report: the summary table on stdout, the JSON file (``--report``), and the
-exit status a failed step gives the command.
+exit status a failed step gives the command; for a dry run, the plan in its place.
 """
 
 from __future__ import annotations
@@ -8,15 +8,36 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import log
+from . import interrupt, log
 from .build import Report
+from .config import Settings
 from .errors import BuildError, file_error
+from .plan import Plan
 from .registry import Registry
 
 
-def default_path(cache_dir: Path) -> Path:
+def default_path(settings: Settings) -> Path:
     """Where the report goes without ``--report``."""
-    return cache_dir / "reports" / "last-build.json"
+    return settings.reports_dir / "last-build.json"
+
+
+def show_plan(plan: Plan, registry: str, *, as_json: bool = False) -> None:
+    """What `build --dry-run` prints in place of a report: the plan (stdout's one JSON
+    document with ``as_json``) and, for a reader, that nothing was built, pushed or started."""
+    if as_json:
+        log.print_json(plan.as_json(registry))
+    else:
+        log.print_block(plan.describe(registry))
+        log.print_block("dry run: nothing built, pushed or started")
+
+
+def conclude(report: Report, registry: Registry, path: Path, *, as_json: bool = False) -> None:
+    """The end of a build: the report written and shown first, so that it exists whatever
+    the outcome; then a stop requested during the run ends the command as interrupted,
+    and otherwise a failed step fails it."""
+    write_and_show(report, registry, path, as_json=as_json)
+    interrupt.check("stopped at a safe point; no tag moved and no list was published after the signal")
+    raise_for_failures(report)
 
 
 def write_and_show(report: Report, registry: Registry, path: Path, *, as_json: bool = False) -> None:

@@ -78,6 +78,16 @@ def parse_source_flag(text: str, comp: Component) -> dict[str, Path]:
     return result
 
 
+def checked_sources(plan: Plan, sources: SourceMap, k8s_source: str = "") -> SourceMap:
+    """The trees a build of ``plan`` uses: ``sources``, with the Kubernetes tree of
+    `e2e-images --source` when one is given, once every Go source is known to be pinned
+    or given (the check runs before anything is fetched or built)."""
+    if k8s_source:
+        add_kubernetes_tree(plan, sources, k8s_source)
+    check_sources(plan, sources)
+    return sources
+
+
 def add_kubernetes_tree(plan: Plan, sources: SourceMap, k8s_source: str) -> None:
     """``--source`` of `e2e-images`: the e2e images whose Go sources live in the Kubernetes
     tree build from this one, and so does the component that tree is the source of

@@ -287,3 +287,11 @@ def merge(
 def merge_table(reg: Registry, results: list[MergeResult]) -> str:
     rows = [[reg.ref(r.image, r.tag), ", ".join(r.arches), r.digest[:19], r.status] for r in results]
     return log.table(["manifest list", "arches", "digest", "status"], rows)
+
+
+def show_merge(reg: Registry, results: list[MergeResult], skipped: list[str]) -> None:
+    """Print what the merge published; then fail if it left lists out (``complete_only``),
+    so that a workflow sees the gap while the complete images are already published."""
+    log.print_block(merge_table(reg, results))
+    if skipped:
+        raise KubemipsError(f"{len(skipped)} list(s) not published, an arch's build missing: {'; '.join(skipped)}")
