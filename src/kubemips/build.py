@@ -44,6 +44,7 @@ from .host import check_emulation
 from .plan import ImageNode, ListNode, Node, Plan
 from .publish import publish_list
 from .registry import Manifest, Registry
+from .sizes import human_size
 from .verify import child_for, verify_image
 
 ENGINE_KINDS = frozenset({"dockerfile", "debian-packages", "e2e-dockerfile"})
@@ -276,7 +277,7 @@ class Runner:
         res.digest, res.manifest_size = digest, len(raw)
         with timing.phase("verify"):
             res.size = verify_image(self.registry, name, digest, arch)
-        log.info(f"[{node.id}] pushed {name}@{digest[:19]} ({log.human_size(sent)} uploaded), verified")
+        log.info(f"[{node.id}] pushed {name}@{digest[:19]} ({human_size(sent)} uploaded), verified")
         interrupt.check(f"{name}@{digest[:19]} pushed by digest, not smoke-checked or tagged")
         self._smoke(node, res, results)
         self._tag(node, raw, oci.MANIFEST)

@@ -21,6 +21,7 @@ from typing import Any
 
 from . import log
 from .conformance import CoverageRow, Entry
+from .sizes import human_size
 
 PRESENT, MISSING, NOT_PROVIDED = "✅", "❌", "—"
 SMOKE_TEXT = {"pass": "smoke passed", "not run here": "smoke not run here", "fail": "smoke failed", "-": ""}
@@ -123,7 +124,7 @@ def markdown(rows: Sequence[CoverageRow], *, kubernetes: str, registry: str) -> 
     for ln in lines(rows):
         for arch, row in ln.cells.items():
             if ln.provided and row.present:
-                size = log.human_size(row.size)
+                size = human_size(row.size)
                 out.append(
                     f"| `{ln.name}` | {arch} | `{row.digest[:19]}` | {size} | {row.smoke} | {_md(row.content)} |"
                 )
@@ -156,7 +157,7 @@ def html_page(rows: Sequence[CoverageRow], *, kubernetes: str, registry: str) ->
             if ln.provided and row.present:
                 details.append(
                     f"<tr><td><code>{esc(ln.name)}</code></td><td>{esc(arch)}</td><td><code>{esc(row.digest)}</code>"
-                    f"</td><td>{esc(log.human_size(row.size))}</td><td>{esc(row.smoke)}</td>"
+                    f"</td><td>{esc(human_size(row.size))}</td><td>{esc(row.smoke)}</td>"
                     f"<td>{esc(row.content)}</td></tr>"
                 )
     title = f"Conformance image coverage: Kubernetes {kubernetes}"

@@ -12,6 +12,8 @@ import shlex
 import shutil
 from os import PathLike
 
+from .sizes import human_size
+
 
 class KubemipsError(Exception):
     """Base of every error the project reports to the user without a traceback."""
@@ -76,8 +78,6 @@ def file_error(exc: OSError, path: str | PathLike[str] | None = None, *, doing: 
 
 def free_space(path: object) -> str:
     """How much room the file system holding ``path`` has left, for a disk-full message."""
-    from .log import human_size
-
     probe = os.fspath(path) if isinstance(path, (str, PathLike)) else ""
     while probe and not os.path.exists(probe):
         probe = os.path.dirname(probe)

@@ -333,12 +333,3 @@ def print_json(data: Any) -> None:
 def result(text: str) -> None:
     """A one-line result (a path written, a list published): stdout, in every mode."""
     print_block(text)
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"

@@ -14,6 +14,7 @@ from .config import Settings
 from .errors import BuildError, file_error
 from .plan import Plan
 from .registry import Registry
+from .sizes import human_size
 
 
 def default_path(settings: Settings) -> Path:
@@ -69,7 +70,7 @@ def summary(report: Report, registry: Registry) -> str:
                 r.node.image.name,
                 r.node.arch.name,
                 r.digest[:19] if r.digest else "-",
-                log.human_size(r.size) if r.size else "-",
+                human_size(r.size) if r.size else "-",
                 r.status,
                 r.smoke,
                 f"{r.seconds:.1f}s",
