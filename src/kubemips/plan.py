@@ -7,7 +7,7 @@ Pure: no I/O beyond the already-loaded catalog, so it is unit-tested directly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,25 @@ class Plan:
     nodes: list[Node] = field(default_factory=list)
     deps: dict[str, list[str]] = field(default_factory=dict)
     requested: list[str] = field(default_factory=list)
+
+    def chain_lengths(self, weight: Callable[[Node], float]) -> dict[str, float]:
+        """Per node, the heaviest chain of work from it to the end of the plan (its own
+        weight plus the heaviest chain among the nodes waiting for it): what a scheduler
+        starts first, so the longest chain is not left to run alone on one core at the end."""
+        waiting: dict[str, list[str]] = {}
+        for node_id, deps in self.deps.items():
+            for dep in deps:
+                waiting.setdefault(dep, []).append(node_id)
+        own = {node.id: weight(node) for node in self.nodes}
+        lengths: dict[str, float] = {}
+
+        def length(node_id: str) -> float:
+            if node_id not in lengths:
+                after = [length(w) for w in waiting.get(node_id, []) if w in own]
+                lengths[node_id] = own[node_id] + max(after, default=0.0)
+            return lengths[node_id]
+
+        return {node.id: length(node.id) for node in self.nodes}
 
     def describe(self, registry: str) -> str:
         lines = [f"plan: {len(self.nodes)} steps, registry {registry}"]

@@ -54,3 +54,23 @@ def test_unknown_base(tmp_path: Path) -> None:
     cat = catalog(tmp_path, a="alpine")
     with pytest.raises(ConfigError, match="has base 'alpine', which is not an image of this project"):
         make_plan(["a"], parse_arches("amd64"), cat)
+
+
+def test_chain_lengths_put_the_heaviest_chain_first(tmp_path: Path) -> None:
+    cat = catalog(tmp_path, base="scratch", mid="base", leaf="mid", other="scratch")
+    plan = make_plan(["leaf", "other"], parse_arches("amd64,mips64el"), cat)
+
+    def weight(node: object) -> float:  # mips64el builds cost 4, amd64 1, lists nothing
+        if isinstance(node, ListNode):
+            return 0.0
+        assert isinstance(node, ImageNode)
+        return 4.0 if node.arch.name == "mips64el" else 1.0
+
+    lengths = plan.chain_lengths(weight)
+    assert lengths["leaf/mips64el"] == 4.0 and lengths["leaf/list"] == 0.0
+    assert lengths["base/mips64el"] == 12.0  # base, mid, leaf on mips64el
+    assert lengths["base/amd64"] == 3.0
+    assert lengths["other/mips64el"] == 4.0
+    # what a scheduler with two free slots starts first: both mips64el chains' heads
+    first = sorted((n for n in plan.nodes if not plan.deps.get(n.id)), key=lambda n: -lengths[n.id])
+    assert [n.id for n in first[:2]] == ["base/mips64el", "other/mips64el"]
