@@ -95,10 +95,10 @@ def test_debian_base_both_arches(built_base: Built, cli: Cli) -> None:
         "sh", "-c", "uname -m; dpkg --print-architecture; ls /usr/share/man 2>/dev/null | wc -l; "
         "find /usr/share/doc -type f ! -name copyright | wc -l; apt-get --version | head -n1 | cut -d' ' -f1; "
         "readlink /bin; dpkg-query -W -f '${db:Status-Status}\\n' usr-is-merged; "
-        "dpkg-query -W usrmerge perl || echo none",
+        "dpkg -l | grep -c '^ii  \\(usrmerge\\|perl\\) ' || true",
     ).stdout.split()  # fmt: skip
     # merged /usr from the usr-is-merged package, not usrmerge (which pulls in perl)
-    assert out == ["mips64", "mips64el", "0", "0", "apt", "usr/bin", "installed", "none"]
+    assert out == ["mips64", "mips64el", "0", "0", "apt", "usr/bin", "installed", "0"]
 
 
 def test_warm_run_is_a_noop_in_seconds(built_pause: Built, built_base: Built, cli: Cli) -> None:

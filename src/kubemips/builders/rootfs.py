@@ -64,6 +64,7 @@ findmnt -rn -o TARGET | while read -r m; do
   case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue;; esac
   mount -o remount,bind,ro "$m" || { echo "cannot make $m read-only for the build" >&2; exit 1; }
 done
+if [ -d "$work/dpkg.cfg.d" ]; then mount --bind "$work/dpkg.cfg.d" /etc/dpkg/dpkg.cfg.d; fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p "$work"
 mount --no-canonicalize --bind "/proc/$$/cwd" "$work"
@@ -75,7 +76,9 @@ exec "$@"
 WORKDIR COMMAND...`` runs COMMAND with the host read-only but for WORKDIR and a private
 /tmp.  The remounts are per mount point and belong to the namespace: the host keeps its
 own mounts as they were.  WORKDIR is bound by the directory the script stands in (its cwd), so it
-stays reachable when it lies under /tmp, below the private tmpfs."""
+stays reachable when it lies under /tmp, below the private tmpfs.  WORKDIR/dpkg.cfg.d, when
+there, takes the place of the host's /etc/dpkg/dpkg.cfg.d: chrootless, the host's dpkg
+reads its configuration from the host, so the build brings its own."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +96,7 @@ class RootfsOptions(Options):
 
 class RootfsBuilder(Builder[RootfsOptions]):
     kind: ClassVar[str] = "debian-rootfs"
+    version: ClassVar[str] = "2"  # 2: chrootless applies the path filters
     options = RootfsOptions
 
     def check(self, comp: Component) -> RootfsOptions:
@@ -138,6 +142,7 @@ class RootfsBuilder(Builder[RootfsOptions]):
         work = ctx.workdir(comp, arch)
         out = work / "rootfs.tar"
         out.unlink(missing_ok=True)
+        filters = [f"path-exclude={p}" for p in opts.path_exclude] + [f"path-include={p}" for p in opts.path_include]
         argv: list[str] = ["mmdebstrap", f"--variant={opts.variant}", f"--arch={arch.debian}", "--quiet"]
         argv += [f"--mode={'root' if opts.mode == 'chroot' else opts.mode}", f"--hook-dir={HOOKS}/maybe-merged-usr"]
         for n, (path, content) in enumerate(sorted(opts.files.items())):
@@ -146,13 +151,17 @@ class RootfsBuilder(Builder[RootfsOptions]):
             copy = f'mkdir -p "$1{posixpath.dirname(path)}" && cp {shlex.quote(str(source))} "$1{path}"'
             argv.append(f"--customize-hook={copy}")
         if opts.mode == "chrootless":
+            # The host's dpkg unpacks: it must apply the image's path filters (which the
+            # image keeps for later installs through --dpkgopt) and none of the host's own.
+            config = work / "dpkg.cfg.d"
+            config.mkdir(exist_ok=True)
+            (config / "kubemips").write_text("".join(f"{line}\n" for line in filters))
             argv.append("""--customize-hook=chroot "$1" /sbin/ldconfig""")
             sandbox = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_HOST, "sh", str(work)]
             argv = [*sandbox, *argv]
         if opts.include:
             argv.append("--include=" + ",".join(sorted(opts.include)))
-        argv += [f"--dpkgopt=path-exclude={p}" for p in opts.path_exclude]
-        argv += [f"--dpkgopt=path-include={p}" for p in opts.path_include]
+        argv += [f"--dpkgopt={line}" for line in filters]
         argv += [ctx.settings.debian_suite, str(out)]
         argv += [src.line() for src in sources]
         cmd.run(
