@@ -139,6 +139,7 @@ class RootfsBuilder(Builder[RootfsOptions]):
     ) -> BuildOutput:
         opts = self.opts(comp)
         sources = ctx.debian_sources(arch)
+        suite = ctx.settings.debian_suite
         work = ctx.workdir(comp, arch)
         out = work / "rootfs.tar"
         out.unlink(missing_ok=True)
@@ -162,7 +163,7 @@ class RootfsBuilder(Builder[RootfsOptions]):
         if opts.include:
             argv.append("--include=" + ",".join(sorted(opts.include)))
         argv += [f"--dpkgopt={line}" for line in filters]
-        argv += [ctx.settings.debian_suite, str(out)]
+        argv += [suite, str(out)]
         argv += [src.line() for src in sources]
         cmd.run(
             argv,
@@ -171,13 +172,12 @@ class RootfsBuilder(Builder[RootfsOptions]):
             timeout=3600,
         )
         layer = ctx.store.write_layer(NormalizedTar(out, ctx.settings.source_date_epoch))
-        suite = ctx.settings.debian_suite
         out.unlink(missing_ok=True)
         return BuildOutput(
             [layer],
             [f"mmdebstrap --mode={opts.mode} --variant={opts.variant} --arch={arch.debian} {suite}"],
             labels={
-                "org.kubemips.debian.suite": ctx.settings.debian_suite,
+                "org.kubemips.debian.suite": suite,
                 "org.kubemips.debian.sources": "; ".join(f"{s.suite}@{s.index[:12]}" for s in sources),
             },
         )
