@@ -308,6 +308,23 @@ class Engine:
         except docker.errors.APIError as exc:
             raise BuildError(f"docker could not export {image_id}: {exc.explanation or exc}") from None
 
+    def load(self, archive: Path, *, what: str) -> None:
+        """``docker load`` of a ``docker save``-format tar (its tags come with it)."""
+        import docker.errors
+
+        try:
+            with archive.open("rb") as data:
+                self.client.images.load(data)
+        except docker.errors.APIError as exc:
+            raise BuildError(f"[{what}] docker could not load {archive}: {exc.explanation or exc}") from None
+
+    def untag(self, ref: str) -> None:
+        """Drop a local tag (the image stays while something uses it)."""
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.APIError):  # already gone: nothing to clean
+            self.client.images.remove(ref, noprune=True)
+
 
 class Engines:
     """The engine for each architecture: a remote (native) one where configured, else local.

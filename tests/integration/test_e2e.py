@@ -79,6 +79,26 @@ def test_mips64le_redis_answers_ping(library: subprocess.CompletedProcess[str], 
     assert which.stdout.split() == ["/usr/bin/redis-server", "/usr/bin/redis-cli"]
 
 
+@pytest.mark.parametrize("arch", ["amd64", "mips64le"])
+def test_packages_installed_by_the_host_are_configured(
+    library: subprocess.CompletedProcess[str], cli: Cli, arch: str
+) -> None:
+    """httpd's packages were resolved, downloaded and unpacked by the host, configured by
+    the image's own dpkg: every one is installed and configured, apt knows which were
+    pulled in as dependencies, and apache's own configuration step ran (a2enmod's links)."""
+    ref = f"{cli.registry}/httpd:2.4.38-alpine-linux-{arch}"
+    config = json.loads(skopeo_raw(ref, config=True))
+    steps = [h.get("created_by", "") for h in config["history"]]
+    assert any(s.startswith("apt-get install --no-install-recommends apache2 (host apt and dpkg") for s in steps), steps
+    script = (
+        "dpkg --audit; dpkg-query -W -f='${db:Status-Abbrev}${Package}\\n' | grep -vc '^ii '; "
+        "apt-mark showauto | grep -cx 'apache2-bin\\|perl'; apt-mark showmanual | grep -x apache2; "
+        "readlink /etc/apache2/mods-enabled/mpm_event.load"
+    )
+    out = docker("run", "--rm", "--platform", f"linux/{arch}", "--entrypoint", "sh", ref, "-c", script, check=False)
+    assert out.stdout.split("\n") == ["0", "2", "apache2", "../mods-available/mpm_event.load", ""], out.stdout
+
+
 @pytest.fixture(scope="module")
 def from_kubernetes_module(cli: Cli) -> Built:
     """Go test images from the real k8s.io/kubernetes@v1.16.2 module (no --source): fetched

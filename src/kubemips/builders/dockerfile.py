@@ -1,6 +1,7 @@
 """Images whose recipe has RUN steps: the Docker engine's classic builder, per arch.
 
-RUN steps for a foreign arch run under QEMU (binfmt F flag).  The parent is passed as
+RUN steps for a foreign arch run under QEMU (binfmt F flag); a package install step in
+the project's form is done by the host first (:mod:`.hostapt`).  The parent is passed as
 ``BASEIMAGE`` by digest, so the build is pinned to exactly the base this run produced.
 The result is exported (``docker save``), its new layers are compressed into the blob
 store, and it is published through the same path as every other image: pushed by
@@ -29,6 +30,7 @@ from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
 from ..oci import Layer
+from . import hostapt
 from .base import BaseImage, BuildContext, Builder, BuildOutput, Options, OptionsT
 
 PACKAGES_FILE = "usr/share/kubemips/packages.txt"
@@ -120,10 +122,25 @@ def build_and_export(
     work: Path,
     what: str,
 ) -> BuildOutput:
-    """Build with the arch's engine, export the new layers, record installed packages."""
-    image_id = ctx.engines.for_arch(arch).build(
-        context, dockerfile=dockerfile, buildargs=buildargs, arch=arch, log_path=work / "build.log", what=what
-    )
+    """Build with the arch's engine, export the new layers, record installed packages.
+
+    An install step in the project's form is done by the host first (:mod:`.hostapt`);
+    the rest of the Dockerfile builds on its layer."""
+    engine = ctx.engines.for_arch(arch)
+    parts = hostapt.split((context / dockerfile).read_text()) if base is not None else None
+    local = ""
+    if base is not None and parts is not None:
+        local = hostapt.install(ctx, arch, base, parts.packages, work / "host-apt", what)
+        rewritten = work / "Dockerfile.host-apt"
+        rewritten.write_text(parts.dockerfile)
+        dockerfile, buildargs = str(rewritten), {**buildargs, "BASEIMAGE": local}
+    try:
+        image_id = engine.build(
+            context, dockerfile=dockerfile, buildargs=buildargs, arch=arch, log_path=work / "build.log", what=what
+        )
+    finally:
+        if local:
+            engine.untag(local)
     with timing.phase("layers"):
         config, layers, packages = export_layers(ctx, arch, image_id, base, work, what)
     labels = {}
@@ -137,6 +154,7 @@ class ContextBuilder(Builder[OptionsT]):
     a ``debian-packages`` component share (their keys differ)."""
 
     emulates: ClassVar[bool] = True
+    version: ClassVar[str] = "2"  # 2: an install step in the project's form is the host's (hostapt)
 
     @abstractmethod
     def _context(self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext) -> tuple[Path, str]:
@@ -215,9 +233,11 @@ class DebianPackagesOptions(Options):
 class DebianPackagesBuilder(ContextBuilder[DebianPackagesOptions]):
     """``kind = "debian-packages"``: Debian packages for the target arch on a Debian base.
 
-    The Dockerfile is generated: ``apt-get install`` under QEMU (maintainer scripts run for
-    real), the installed versions recorded in ``/usr/share/kubemips/packages.txt`` and in
-    the image label ``org.kubemips.debian.packages``.  With ``bundle = "/path"`` the .deb
+    The Dockerfile is generated, its install step in the form the host does
+    (:mod:`.hostapt`: maintainer scripts still run for real, under QEMU for a foreign
+    arch; with ``bundle`` the classic way, inside the build).  The installed versions are
+    recorded in ``/usr/share/kubemips/packages.txt`` and in the image label
+    ``org.kubemips.debian.packages``.  With ``bundle = "/path"`` the .deb
     files are kept there with a SHA256SUMS file, for provisioning nodes without a registry.
     """
 

@@ -67,6 +67,7 @@ class E2EOptions(Options):
 class E2EDockerfileBuilder(Builder[E2EOptions]):
     kind: ClassVar[str] = "e2e-dockerfile"
     emulates: ClassVar[bool] = True
+    version: ClassVar[str] = "2"  # 2: an install step in the project's form is the host's (hostapt)
     options = E2EOptions
 
     def check(self, comp: Component) -> E2EOptions:

@@ -1,0 +1,115 @@
+"""Which Dockerfiles the host installs packages for, and in what order (pure logic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kubemips.arch import parse_arch
+from kubemips.builders import hostapt
+from kubemips.builders.dockerfile import DebianPackagesBuilder
+from kubemips.components import load_component
+
+REPO = Path(__file__).resolve().parents[2]
+
+FORM = """ARG BASEIMAGE
+FROM ${BASEIMAGE}
+# a comment
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends redis-server redis-tools && \\
+    mkdir -p /usr/share/kubemips && dpkg-query -W -f='${Package}=${Version}\\n' redis-server > /x && \\
+    mkdir -p /data && \\
+    apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+COPY redis-server /usr/bin/redis-server
+CMD ["redis-server"]
+"""
+
+
+def test_the_install_step_is_split_off_and_the_rest_kept() -> None:
+    parts = hostapt.split(FORM)
+    assert parts is not None
+    assert parts.packages == ("redis-server", "redis-tools")
+    assert parts.dockerfile == (
+        "ARG BASEIMAGE\nFROM ${BASEIMAGE}\n# a comment\n"
+        "RUN mkdir -p /usr/share/kubemips && dpkg-query -W -f='${Package}=${Version}\\n' redis-server > /x"
+        " && mkdir -p /data\n"
+        'COPY redis-server /usr/bin/redis-server\nCMD ["redis-server"]\n'
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("FROM ${BASEIMAGE}", "FROM debian:bookworm"),  # not a base the builder hands in
+        ("ARG BASEIMAGE\n", ""),
+        ("redis-tools &&", "$EXTRA &&"),  # a package list the shell would expand
+        ("apt-get clean && ", ""),  # not the form's end
+        ("mkdir -p /data", "cp /var/cache/apt/archives/*.deb /b"),  # keeps the .deb files
+        ("--no-install-recommends", ""),
+    ],
+)
+def test_anything_else_builds_the_classic_way(change: tuple[str, str]) -> None:
+    assert hostapt.split(FORM.replace(*change)) is None
+
+
+def test_only_the_first_run_counts() -> None:
+    text = "ARG BASEIMAGE\nFROM ${BASEIMAGE}\nRUN true\n" + FORM.split("# a comment\n")[1]
+    assert hostapt.split(text) is None
+
+
+def test_every_project_dockerfile_with_apt_is_in_the_form() -> None:
+    """A Dockerfile that installs packages but drifted from the form would silently lose
+    the host's speed-up: each one the project keeps must split."""
+    found = []
+    for path in sorted((REPO / "e2e-images").rglob("Dockerfile")):
+        text = path.read_text()
+        if "apt-get install" in text:
+            found.append(path.parent.name)
+            assert hostapt.split(text) is not None, path
+    assert len(found) >= 15, found
+
+
+SIMULATED = """NOTE: This is only a simulation!
+Inst libjemalloc2 (5.3.0-1 Debian:12.8/stable [mips64el])
+Inst liblzf1 (3.6-3 Debian:12.8/stable [mips64el])
+Inst redis-tools (5:7.0.15-1~deb12u1 Debian-Security:12/stable-security [mips64el])
+Conf libjemalloc2 (5.3.0-1 Debian:12.8/stable [mips64el])
+Conf liblzf1 (3.6-3 Debian:12.8/stable [mips64el])
+Inst redis-server (5:7.0.15-1~deb12u1 Debian-Security:12/stable-security [mips64el])
+Conf redis-tools (5:7.0.15-1~deb12u1 Debian-Security:12/stable-security [mips64el])
+Conf redis-server (5:7.0.15-1~deb12u1 Debian-Security:12/stable-security [mips64el])
+"""
+
+
+def test_apts_order_becomes_runs_of_unpacks_and_configures() -> None:
+    steps = hostapt._plan(SIMULATED)
+    assert [(op, [name for name, _, _ in entries]) for op, entries in steps] == [
+        ("Inst", ["libjemalloc2", "liblzf1", "redis-tools"]),
+        ("Conf", ["libjemalloc2", "liblzf1"]),
+        ("Inst", ["redis-server"]),
+        ("Conf", ["redis-tools", "redis-server"]),
+    ]
+    assert steps[0][1][2] == ("redis-tools", "5:7.0.15-1~deb12u1", "mips64el")
+
+
+def test_the_deb_file_name_escapes_the_epoch(tmp_path: Path) -> None:
+    deb = tmp_path / "redis-tools_5%3a7.0.15-1~deb12u1_mips64el.deb"
+    deb.write_bytes(b"")
+    assert hostapt._deb(tmp_path, "redis-tools", "5:7.0.15-1~deb12u1", "mips64el") == deb
+    with pytest.raises(hostapt.BuildError, match="no redis_1_all.deb"):
+        hostapt._deb(tmp_path, "redis", "1", "all")
+
+
+@pytest.mark.parametrize("component", ["etcd", "hyperkube-base", "golang", "ca-certificates"])
+def test_generated_debian_packages_dockerfiles_are_in_the_form(component: str) -> None:
+    comp = load_component(REPO / "components" / component / "component.toml")
+    text = DebianPackagesBuilder()._dockerfile(comp, parse_arch("mips64el"))
+    parts = hostapt.split(text)
+    assert parts is not None, text
+    assert parts.packages and "apt-get" not in parts.dockerfile
+
+
+def test_a_bundle_of_debs_keeps_the_classic_install() -> None:
+    """docker-ce keeps its .deb files in the image: they must be there inside the build."""
+    comp = load_component(REPO / "components" / "docker-ce" / "component.toml")
+    assert hostapt.split(DebianPackagesBuilder()._dockerfile(comp, parse_arch("mips64el"))) is None
