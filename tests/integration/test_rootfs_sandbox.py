@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from kubemips.builders.rootfs import READ_ONLY_HOST
+from kubemips.builders import rootfs
 
 pytestmark = pytest.mark.integration
 
 
 def sandboxed(work: Path, script: str) -> subprocess.CompletedProcess[str]:
-    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_HOST, "sh", str(work)]
-    return subprocess.run([*argv, "sh", "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    argv = rootfs.sandboxed(work, ["sh", "-c", script])
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_only_the_work_directory_is_writable(tmp_path: Path) -> None:

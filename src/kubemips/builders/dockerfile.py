@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import placeholders, timing
-from ..arch import Arch
+from ..arch import Arch, host_arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
 from ..oci import Layer
@@ -124,10 +124,14 @@ def build_and_export(
 ) -> BuildOutput:
     """Build with the arch's engine, export the new layers, record installed packages.
 
-    An install step in the project's form is done by the host first (:mod:`.hostapt`);
-    the rest of the Dockerfile builds on its layer."""
+    For an arch the local engine emulates, an install step in the project's form is done
+    by the host first (:mod:`.hostapt`) and the rest of the Dockerfile builds on its
+    layer.  For the host's own arch nothing is emulated and the classic build is the
+    faster one (measured: redis amd64 12 s classic, 17 s through the host's layer); an
+    arch with a native engine of its own builds there."""
     engine = ctx.engines.for_arch(arch)
-    parts = hostapt.split((context / dockerfile).read_text()) if base is not None else None
+    emulated = base is not None and arch != host_arch() and not ctx.engines.is_native(arch)
+    parts = hostapt.split((context / dockerfile).read_text()) if emulated else None
     local = ""
     if base is not None and parts is not None:
         local = hostapt.install(ctx, arch, base, parts.packages, work / "host-apt", what)

@@ -49,7 +49,7 @@ from .. import cmd, log, timing
 from ..arch import Arch
 from ..errors import BuildError
 from .base import BaseImage, BuildContext
-from .rootfs import READ_ONLY_HOST
+from .rootfs import sandboxed
 
 INSTALL = re.compile(
     r"(?:set -eu && )?apt-get update -q && apt-get install -y -q --no-install-recommends"
@@ -98,8 +98,7 @@ def split(text: str) -> Split | None:
 
 def _sandbox(work: Path, script: str, *args: str, what: str, timeout: int = 3600) -> str:
     """Run ``script`` (sh) with the host read-only but for ``work``."""
-    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_HOST, "sh", str(work)]
-    return cmd.run([*argv, "sh", "-c", script, "sh", *args], what=what, timeout=timeout, echo=False).stdout
+    return cmd.run(sandboxed(work, ["sh", "-c", script, "sh", *args]), what=what, timeout=timeout, echo=False).stdout
 
 
 def _apply_layer(tar_path: Path, root: Path) -> None:

@@ -30,8 +30,9 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import cmd
@@ -62,7 +63,8 @@ work=$1; shift
 cd "$work"
 findmnt -rn -o TARGET | while read -r m; do
   case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue;; esac
-  mount -o remount,bind,ro "$m" || { echo "cannot make $m read-only for the build" >&2; exit 1; }
+  err=$(mount -o remount,bind,ro "$m" 2>&1) || [ ! -e "$m" ] ||
+    { echo "cannot make $m read-only for the build: $err" >&2; exit 1; }
 done
 if [ -d "$work/dpkg.cfg.d" ]; then mount --bind "$work/dpkg.cfg.d" /etc/dpkg/dpkg.cfg.d; fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp
@@ -75,10 +77,17 @@ exec "$@"
 """Run by ``unshare --mount`` (a private mount namespace): ``sh -c READ_ONLY_HOST sh
 WORKDIR COMMAND...`` runs COMMAND with the host read-only but for WORKDIR and a private
 /tmp.  The remounts are per mount point and belong to the namespace: the host keeps its
-own mounts as they were.  WORKDIR is bound by the directory the script stands in (its cwd), so it
-stays reachable when it lies under /tmp, below the private tmpfs.  WORKDIR/dpkg.cfg.d, when
-there, takes the place of the host's /etc/dpkg/dpkg.cfg.d: chrootless, the host's dpkg
-reads its configuration from the host, so the build brings its own."""
+own mounts as they were; one whose mount point vanished meanwhile (a container the
+engine just removed) is skipped, as nothing can reach it by its path.  WORKDIR is bound
+by the directory the script stands in (its cwd), so it stays reachable when it lies
+under /tmp, below the private tmpfs.  WORKDIR/dpkg.cfg.d, when there, takes the place
+of the host's /etc/dpkg/dpkg.cfg.d: chrootless, the host's dpkg reads its configuration
+from the host, so the build brings its own."""
+
+
+def sandboxed(work: Path, argv: Sequence[str]) -> list[str]:
+    """``argv`` run with the host read-only but for ``work`` (:data:`READ_ONLY_HOST`)."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_HOST, "sh", str(work), *argv]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,8 +167,7 @@ class RootfsBuilder(Builder[RootfsOptions]):
             config.mkdir(exist_ok=True)
             (config / "kubemips").write_text("".join(f"{line}\n" for line in filters))
             argv.append("""--customize-hook=chroot "$1" /sbin/ldconfig""")
-            sandbox = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_HOST, "sh", str(work)]
-            argv = [*sandbox, *argv]
+            argv = sandboxed(work, argv)
         if opts.include:
             argv.append("--include=" + ",".join(sorted(opts.include)))
         argv += [f"--dpkgopt={line}" for line in filters]
