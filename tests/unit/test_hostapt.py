@@ -113,3 +113,20 @@ def test_a_bundle_of_debs_keeps_the_classic_install() -> None:
     """docker-ce keeps its .deb files in the image: they must be there inside the build."""
     comp = load_component(REPO / "components" / "docker-ce" / "component.toml")
     assert hostapt.split(DebianPackagesBuilder()._dockerfile(comp, parse_arch("mips64el"))) is None
+
+
+def test_an_upgrade_of_a_base_package_is_unpacked_too() -> None:
+    line = "Inst libssl3 [3.0.15-1~deb12u1] (3.0.20-1~deb12u2 Debian-Security:12/stable-security [mips64el])"
+    assert hostapt._plan(line) == [("Inst", [("libssl3", "3.0.20-1~deb12u2", "mips64el")])]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("Remv libfoo1 [1.0-1]", "would remove a package of the base"),
+        ("Inst strange-line", "cannot read apt's plan line"),
+    ],
+)
+def test_a_plan_it_cannot_follow_is_an_error(line: str, message: str) -> None:
+    with pytest.raises(hostapt.BuildError, match=message):
+        hostapt._plan(line)

@@ -62,8 +62,9 @@ VERSION = "1"
 """Part of a build's inputs: a change here rebuilds what used it."""
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-PLAN = re.compile(r"^(Inst|Conf) (\S+) \((\S+) .*\[(\S+)\]\)")
-"""``apt-get -s install`` lines: what to unpack and configure, in apt's order."""
+PLAN = re.compile(r"^(Inst|Conf) (\S+) (?:\[\S+\] )?\((\S+) .*\[(\S+)\]\)$")
+"""``apt-get -s install`` lines: what to unpack and configure, in apt's order (an upgrade
+of a base package names the installed version in brackets first)."""
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,15 @@ def _plan(simulated: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
     """apt's order as runs of unpacks and configures: [(Inst|Conf, [(name, version, arch)])]."""
     steps: list[tuple[str, list[tuple[str, str, str]]]] = []
     for line in simulated.splitlines():
+        if line.startswith(("Remv ", "Purg ")):
+            raise BuildError(
+                f"apt would remove a package of the base ({line}); the host's install removes none"
+                " (a RUN step in another form installs inside the engine)"
+            )
         match = PLAN.match(line)
         if match is None:
+            if line.startswith(("Inst ", "Conf ")):
+                raise BuildError(f"cannot read apt's plan line {line!r}")
             continue
         op, entry = match[1], (match[2], match[3], match[4])
         if steps and steps[-1][0] == op:
@@ -237,6 +245,12 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
         manifest, config = _unpack_base(saved, root, work)
         for mount_point in ("proc", "dev"):
             (root / mount_point).mkdir(exist_ok=True)
+        arches = root / "var/lib/dpkg/arch"
+        if not arches.is_file() or arches.read_text().split()[:1] != [arch.debian]:
+            # The host's dpkg installs another arch's packages only where the database says
+            # that arch is configured (mmdebstrap writes this file).
+            raise BuildError(f"[{what}] the base {base.ref} does not name {arch.debian} in /var/lib/dpkg/arch")
+        present = set(re.findall(r"^Package: (\S+)$", (root / "var/lib/dpkg/status").read_text(), re.M))
         before = _snapshot(root)
         shared = _Shared(ctx.settings.cache_dir, arch)
         shared.seed(root / "var/lib/apt/lists", debs)  # after the snapshot: not in the layer
@@ -276,7 +290,9 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
             script.append(f"{chroot} dpkg --configure {' '.join(e[0] for e in entries)}")
     script.append(f"{chroot} dpkg --configure -a")
     manual = {p.split("=")[0].split("/")[0] for p in packages}
-    auto = sorted({e[0] for op, entries in steps if op == "Inst" for e in entries} - manual)
+    # As apt-get install marks: what it pulled in is automatic; an upgraded base package
+    # keeps its mark.
+    auto = sorted({e[0] for op, entries in steps if op == "Inst" for e in entries} - manual - present)
     if auto:
         script.append(f"apt-mark auto {' '.join(auto)} >/dev/null")
     script.append('rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin')
