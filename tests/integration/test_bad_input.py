@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -200,3 +201,28 @@ def test_bad_output_path_fails_before_any_work(
     assert proc.stderr.strip().splitlines() == [f"error: {args[-1]} {path}: {problem.format(base=bad_places)}"]
     assert not (empty_registry.data_dir / "docker" / "registry" / "v2" / "blobs").exists()
     assert (bad_places / "a-file").read_text() == "keep me\n"
+
+
+def test_an_unknown_package_names_it_and_publishes_nothing(cli: Cli, registry: Registry, tmp_path: Path) -> None:
+    """The host's apt cannot find a package: the image and arch, apt's own words, exit 1,
+    nothing of the image in the registry, no traceback."""
+    project = tmp_path / "project"
+    (project / "components").mkdir(parents=True)
+    (project / "kubemips.toml").write_text("[build]\njobs = 1\n")
+    shutil.copytree(REPO / "components" / "debian-base", project / "components" / "debian-base")
+    broken = project / "components" / "broken"
+    broken.mkdir()
+    (broken / "component.toml").write_text(
+        'name = "broken"\nversion = "1.0.0"\n'
+        '[build]\nkind = "debian-packages"\npackages = ["kubemips-no-such-package"]\n'
+        '[image]\nbase = "debian-base"\n'
+        "[smoke]\ncommand = [\"true\"]\nexpect = 'never'\n"
+    )
+    built = cli.build("--what", "broken", "--arch", "mips64el", cwd=project, check=False)
+    assert built.proc.returncode == 1, built.proc.stdout + built.proc.stderr
+    error = built.image("broken", "mips64el")["error"]
+    assert "[broken/mips64el] host apt for mips64el failed" in error, error
+    assert "Unable to locate package kubemips-no-such-package" in error, error
+    assert "READ_ONLY_HOST" not in error and "remount" not in error  # apt's words, not the sandbox's script
+    assert "Traceback" not in built.proc.stderr
+    assert registry.tags("broken") == []

@@ -47,7 +47,7 @@ from typing import Any
 
 from .. import cmd, log, timing
 from ..arch import Arch
-from ..errors import BuildError
+from ..errors import BuildError, CommandError
 from .base import BaseImage, BuildContext
 from .rootfs import sandboxed
 
@@ -97,9 +97,14 @@ def split(text: str) -> Split | None:
     return None
 
 
-def _sandbox(work: Path, script: str, *args: str, what: str, timeout: int = 3600) -> str:
-    """Run ``script`` (sh) with the host read-only but for ``work``."""
-    return cmd.run(sandboxed(work, ["sh", "-c", script, "sh", *args]), what=what, timeout=timeout, echo=False).stdout
+def _sandbox(work: Path, script: str, *, what: str, timeout: int = 3600) -> str:
+    """Run ``script`` (sh) with the host read-only but for ``work``; a failure is apt's or
+    dpkg's last words, not the sandbox's script."""
+    try:
+        return cmd.run(sandboxed(work, ["sh", "-c", script]), what=what, timeout=timeout, echo=False).stdout
+    except CommandError as exc:
+        tail = "\n".join(exc.output.rstrip().splitlines()[-15:])
+        raise BuildError(f"{what} failed (exit code {exc.returncode}):\n{tail}") from None
 
 
 def _apply_layer(tar_path: Path, root: Path) -> None:
