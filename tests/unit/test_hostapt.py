@@ -115,6 +115,12 @@ def test_a_bundle_of_debs_keeps_the_classic_install() -> None:
     assert hostapt.split(DebianPackagesBuilder()._dockerfile(comp, parse_arch("mips64el"))) is None
 
 
+def test_a_trailing_bracket_list_is_read() -> None:
+    """Seen for hyperkube-base: apt lists, after a package, what it still waits for."""
+    lines = "Inst dmsetup (2:1.02.185-2 Debian:12.15/oldstable [mips64el]) []\nInst lvm2 (2.03 D [mips64el]) [dmsetup ]"
+    assert hostapt._plan(lines) == [("Inst", [("dmsetup", "2:1.02.185-2", "mips64el"), ("lvm2", "2.03", "mips64el")])]
+
+
 def test_an_upgrade_of_a_base_package_is_unpacked_too() -> None:
     line = "Inst libssl3 [3.0.15-1~deb12u1] (3.0.20-1~deb12u2 Debian-Security:12/stable-security [mips64el])"
     assert hostapt._plan(line) == [("Inst", [("libssl3", "3.0.20-1~deb12u2", "mips64el")])]

@@ -62,9 +62,10 @@ VERSION = "1"
 """Part of a build's inputs: a change here rebuilds what used it."""
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-PLAN = re.compile(r"^(Inst|Conf) (\S+) (?:\[\S+\] )?\((\S+) .*\[(\S+)\]\)$")
+PLAN = re.compile(r"^(Inst|Conf) (\S+) (?:\[\S+\] )?\((\S+) [^()]*\[(\S+)\]\)(?: \[[^\]]*\])?$")
 """``apt-get -s install`` lines: what to unpack and configure, in apt's order (an upgrade
-of a base package names the installed version in brackets first)."""
+of a base package names the installed version in brackets first; a package whose
+dependencies are still being unpacked ends in a bracketed list of them)."""
 
 
 @dataclass(frozen=True)
