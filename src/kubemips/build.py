@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import interrupt, log, oci, timing
-from .arch import Arch, from_oci, host_arch
+from .arch import Arch, from_oci
 from .builders import BaseImage, BuildContext, BuildOutput, builder_for
 from .components import ImageDef
 from .config import Settings
@@ -454,7 +454,7 @@ class Runner:
     def _emulated(self, node: ImageNode) -> bool:
         """Whether building ``node`` runs target programs under QEMU on this machine."""
         comp, arch = node.comp, node.arch
-        return builder_for(comp).emulated(comp) and arch != host_arch() and not self.engines.is_native(arch)
+        return builder_for(comp).emulated(comp) and self.engines.emulates(arch)
 
     def _weight(self, node: Node) -> float:
         """A node's expected cost relative to a native build, for scheduling."""

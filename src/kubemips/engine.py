@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from . import log
-from .arch import Arch
+from .arch import Arch, host_arch
 from .auth import CredentialLookup, Credentials, engine_config
 from .config import Settings
 from .errors import BuildError, PrerequisiteError, SmokeError
@@ -362,6 +362,11 @@ class Engines:
 
     def is_native(self, arch: Arch) -> bool:
         return arch in self._endpoints
+
+    def emulates(self, arch: Arch) -> bool:
+        """Whether ``arch``'s programs run under QEMU here: neither this machine's arch nor
+        served by an engine of its own."""
+        return arch != host_arch() and not self.is_native(arch)
 
 
 def _owner() -> str:

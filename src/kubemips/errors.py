@@ -35,12 +35,16 @@ class CommandError(KubemipsError):
         self.returncode = returncode
         self.output = output
         self.what = what or shlex.join(argv)
-        tail = "\n".join(output.rstrip().splitlines()[-25:])
+        tail = self.tail()
         prefix = f"{what}: " if what else ""
         super().__init__(
             f"{prefix}command failed with exit code {returncode}: {shlex.join(argv)}"
             + (f"\n--- last lines of output ---\n{tail}" if tail else "")
         )
+
+    def tail(self, lines: int = 25) -> str:
+        """The output's last lines: what a report shows of it."""
+        return "\n".join(self.output.rstrip().splitlines()[-lines:])
 
 
 class RegistryError(KubemipsError):

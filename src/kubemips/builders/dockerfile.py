@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import placeholders, timing
-from ..arch import Arch, host_arch
+from ..arch import Arch
 from ..components import Component, ImageDef
 from ..errors import BuildError, ConfigError
 from ..oci import Layer
@@ -130,8 +130,7 @@ def build_and_export(
     faster one (measured: redis amd64 12 s classic, 17 s through the host's layer); an
     arch with a native engine of its own builds there."""
     engine = ctx.engines.for_arch(arch)
-    emulated = base is not None and arch != host_arch() and not ctx.engines.is_native(arch)
-    parts = hostapt.split((context / dockerfile).read_text()) if emulated else None
+    parts = hostapt.split((context / dockerfile).read_text()) if ctx.engines.emulates(arch) else None
     local = ""
     if base is not None and parts is not None:
         local = hostapt.install(ctx, arch, base, parts.packages, work / "host-apt", what)

@@ -39,7 +39,6 @@ import shlex
 import shutil
 import tarfile
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from typing import Any
 from .. import cmd, log, timing
 from ..arch import Arch
 from ..errors import BuildError, CommandError
+from ..oci import iso_time, sha256_digest
 from .base import BaseImage, BuildContext
 from .rootfs import sandboxed
 
@@ -104,8 +104,7 @@ def _sandbox(work: Path, script: str, *, what: str, timeout: int = 3600) -> str:
     try:
         return cmd.run(sandboxed(work, ["sh", "-c", script]), what=what, timeout=timeout, echo=False).stdout
     except CommandError as exc:
-        tail = "\n".join(exc.output.rstrip().splitlines()[-15:])
-        raise BuildError(f"{what} failed (exit code {exc.returncode}):\n{tail}") from None
+        raise BuildError(f"{what} failed (exit code {exc.returncode}):\n{exc.tail(15)}") from None
 
 
 def _apply_layer(tar_path: Path, root: Path) -> None:
@@ -134,17 +133,18 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-Snapshot = dict[str, tuple[int, int, int, int, int]]
+Snapshot = dict[str, tuple[int, int]]
 
 
 def _snapshot(root: Path) -> Snapshot:
-    """Every path's inode, mode, owner and change time: what tells a changed entry."""
+    """Every path's inode and change time: a new content, mode or owner moves the change
+    time, and dpkg replaces a file by renaming a new inode over it."""
     result: Snapshot = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
-            result[os.path.relpath(path, root)] = (st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_ctime_ns)
+            result[os.path.relpath(path, root)] = (st.st_ino, st.st_ctime_ns)
     return result
 
 
@@ -248,7 +248,7 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
         saved = work / "base.tar"
         engine.save(base.ref, saved)
     with timing.phase("native"):
-        manifest, config = _unpack_base(saved, root, work)
+        manifest, config = _unpack_base(saved, root, work / "base")
         for mount_point in ("proc", "dev"):
             (root / mount_point).mkdir(exist_ok=True)
         arches = root / "var/lib/dpkg/arch"
@@ -310,7 +310,7 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
         layer = work / "layer.tar"
         entries_written = _diff_layer(root, before, layer, ctx.settings.source_date_epoch)
         size = layer.stat().st_size
-        tag = _load(ctx, arch, manifest, config, layer, packages, work, what)
+        tag = _load(ctx, arch, manifest, config, work / "base", layer, packages, what)
     log.info(f"[{what}] package layer: {entries_written} entries, {size / 2**20:.1f} MiB")
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(debs, ignore_errors=True)
@@ -318,9 +318,9 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
     return tag
 
 
-def _unpack_base(saved: Path, root: Path, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Lay the base's layers (``docker save`` output) out in ``root``."""
-    layers = work / "base"
+def _unpack_base(saved: Path, root: Path, layers: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Lay the base's layers (``docker save`` output, extracted into ``layers``, where
+    :func:`_load` reuses them) out in ``root``."""
     shutil.rmtree(layers, ignore_errors=True)
     layers.mkdir()
     with tarfile.open(saved) as tar:
@@ -337,28 +337,29 @@ def _load(
     arch: Arch,
     manifest: dict[str, Any],
     config: dict[str, Any],
+    layers: Path,
     layer: Path,
     packages: Sequence[str],
-    work: Path,
     what: str,
 ) -> str:
-    """``docker load`` the base plus ``layer`` under a local tag; return the tag."""
-    layers = work / "base"
-    diff_id = "sha256:" + hashlib.sha256(layer.read_bytes()).hexdigest()
+    """``docker load`` the base (its saved files in ``layers``) plus ``layer`` under a
+    local tag; return the tag."""
+    with layer.open("rb") as data:
+        diff_id = "sha256:" + hashlib.file_digest(data, "sha256").hexdigest()
     shutil.move(layer, layers / "packages.tar")
     new = dict(config)
     new["rootfs"] = {"type": "layers", "diff_ids": [*config["rootfs"]["diff_ids"], diff_id]}
     step = f"apt-get install --no-install-recommends {' '.join(packages)} (host apt and dpkg, {VERSION})"
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ctx.settings.source_date_epoch))
+    created = iso_time(ctx.settings.source_date_epoch)
     new["history"] = [*config.get("history", []), {"created": created, "created_by": step}]
     body = json.dumps(new, sort_keys=True).encode()
-    name = hashlib.sha256(body).hexdigest()
+    name = sha256_digest(body).removeprefix("sha256:")
     (layers / f"{name}.json").write_bytes(body)
     tag = f"kubemips-packages/{what.replace('/', '-')}:{diff_id[7:19]}"
     entry = {"Config": f"{name}.json", "RepoTags": [tag], "Layers": [*manifest["Layers"], "packages.tar"]}
     (layers / "manifest.json").write_text(json.dumps([entry]))
     (layers / "repositories").unlink(missing_ok=True)
-    archive = work / "load.tar"
+    archive = layers.parent / "load.tar"
     with tarfile.open(archive, "w") as tar:
         for child in sorted(layers.iterdir()):
             tar.add(child, arcname=child.name)
