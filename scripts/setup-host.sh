@@ -35,6 +35,7 @@ packages=(
   binfmt-support
   docker-registry      # the embedded registry (CNCF distribution)
   mmdebstrap arch-test # debian-base root filesystems
+  patchelf             # the host's perl made to run inside a foreign image (maintainer scripts)
   gcc libc6-dev        # native static C (pause for the host arch)
   gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross  # cross static C
   golang-go            # Go cross-compiling (CGO_ENABLED=0)

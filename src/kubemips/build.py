@@ -17,8 +17,9 @@ import os
 import tarfile
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,13 @@ from .plan import ImageNode, ListNode, Node, Plan
 from .publish import publish_list
 from .registry import Manifest, Registry
 from .sizes import human_size
+from .slots import Slots
 from .verify import child_for, verify_image
 
 ENGINE_KINDS = frozenset({"dockerfile", "debian-packages", "e2e-dockerfile"})
 """Builders that run RUN steps through the Docker engine."""
 
-ASSEMBLY_VERSION = "2"
+ASSEMBLY_VERSION = "3"  # 3: layers gzip level 1 (oci.GZIP_LEVEL)
 """Bumped when image assembly changes in a way that changes digests."""
 
 
@@ -139,6 +141,10 @@ class Runner:
         self.smoke_enabled = smoke
         self.fetch_seconds = 0.0
         self.tag_images = tag_images
+        self.slots = Slots(settings.jobs)
+        self.priority: dict[str, float] = {}
+        self.stopping = ""
+        """Why the walk starts nothing new, once it does not."""
         self.ctx = BuildContext(settings, oci.BlobStore(settings.blob_dir), engines, sources or {})
 
     # -- per-arch image ---------------------------------------------------------------
@@ -249,6 +255,20 @@ class Runner:
                 self._tag(node, cached.raw, cached.media_type)
             return res
 
+        with self._slot(node):
+            return self._build_new(node, res, key, base, copied, results)
+
+    def _build_new(
+        self,
+        node: ImageNode,
+        res: ImageResult,
+        key: str,
+        base: BaseImage | None,
+        copied: list[oci.FileEntry],
+        results: dict[str, Result],
+    ) -> ImageResult:
+        comp, image, arch, name = node.comp, node.image, node.arch, node.image.repo
+        builder = builder_for(comp)
         log.info(f"[{node.id}] building ({comp.kind}) ...")
         with timing.phase("emulated" if self._emulated(node) else "native"):
             out = builder.build(comp, image, arch, self.ctx, base)
@@ -312,7 +332,24 @@ class Runner:
         spec = hashlib.sha256(oci.canonical_json(doc)).hexdigest()[:16]
         return self.settings.smoke_dir / f"{digest.removeprefix('sha256:')}-{spec}"
 
+    @contextmanager
+    def _slot(self, node: Node) -> Iterator[None]:
+        """One of the ``jobs`` build slots, for work that needs a core (:mod:`.slots`)."""
+        with log.queued():
+            timing.waited(self.slots.acquire(self.priority.get(node.id, 0.0)))
+        if self.stopping:  # it waited while the run was interrupted or faulted
+            self.slots.release()
+            raise _NotStarted(self.stopping)
+        try:
+            yield
+        finally:
+            self.slots.release()
+
     def _smoke(self, node: ImageNode, res: ImageResult, results: Mapping[str, Result]) -> None:
+        if self.smoke_enabled and (self.force or not self._smoke_marker(node, res.digest).exists()):
+            with self._slot(node), timing.phase("smoke"):
+                self._smoke_check(node, res, results)
+            return
         with timing.phase("smoke"):
             self._smoke_check(node, res, results)
 
@@ -488,6 +525,8 @@ class Runner:
                         res = self.build_image(node, results)
                 else:
                     res = self.publish_list(node, results)
+            except _NotStarted as why:
+                res = blocked(node, f"not attempted: {why}")
             except (KubemipsError, OSError) as raised:
                 exc = self._classify(raised, node)
                 if isinstance(exc, RunFault) and report.fault is None:
@@ -501,7 +540,7 @@ class Runner:
                 res = blocked(node, f"internal error: {type(exc).__name__}: {exc}")
                 res.status = "failed" if isinstance(node, ImageNode) else "not published"
                 log.info(f"[{node.id}] INTERNAL ERROR\n{traceback.format_exc()}")
-            res.seconds = time.monotonic() - start
+            res.seconds = time.monotonic() - start - record.waited
             if isinstance(res, ImageResult):
                 res.phases = record.rounded(res.seconds)
             tracker.finish(node.id, res.status, res.seconds, ok=res.ok)
@@ -511,11 +550,13 @@ class Runner:
             results[node.id] = blocked(node, why)
             tracker.finish(node.id, results[node.id].status, 0.0, ok=False)
 
-        priority = plan.chain_lengths(self._weight)
+        priority = self.priority = plan.chain_lengths(self._weight)
+        in_flight = self.settings.jobs + CHECKS
         tracker = log.Tracker(len(plan.nodes))
-        with tracker, ThreadPoolExecutor(max_workers=self.settings.jobs, thread_name_prefix="node") as pool:
+        with tracker, ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="node") as pool:
             while pending or running:
                 stop = "interrupted" if interrupt.requested() else "the run stopped" if report.fault else ""
+                self.stopping = stop
                 if stop:
                     for node in pending:  # start nothing new; running nodes stop at their next check
                         skip(node, f"not attempted: {stop}")
@@ -529,10 +570,10 @@ class Runner:
                         pending.remove(node)
                     elif all(d in results for d in deps):
                         ready.append(node)
-                # The heaviest remaining chain first, and only as many as there are free
-                # slots, so each start is decided when a slot frees up.
+                # The heaviest remaining chain first; a node in flight waits for a build
+                # slot only once it knows it must build (self.slots).
                 ready.sort(key=lambda n: -priority[n.id])
-                for node in ready[: max(0, self.settings.jobs - len(running))]:
+                for node in ready[: max(0, in_flight - len(running))]:
                     running[pool.submit(task, node)] = node
                     pending.remove(node)
                 if not running:
@@ -544,6 +585,14 @@ class Runner:
         report.seconds = time.monotonic() - began
         return report
 
+
+class _NotStarted(Exception):
+    """A node that waited for a build slot while the run stopped: reported as not attempted."""
+
+
+CHECKS = 6
+"""Nodes in flight beyond the build slots: they look the registry up (a warm node is
+done then) and otherwise wait for a slot."""
 
 EMULATED_WEIGHT = 4.0
 """How much longer a build under QEMU takes than a native one, for scheduling: the

@@ -156,6 +156,8 @@ class Tracker:
         self.done = 0
         self.failed = 0
         self.running: dict[str, float] = {}
+        self.queued: set[str] = set()
+        """Steps in flight that wait for a build slot (:func:`queued`)."""
         self.last_line: dict[str, str] = {}
         """Per running step: the last line its child printed, sanitized."""
         self._beats: dict[str, int] = {}
@@ -177,6 +179,7 @@ class Tracker:
             _current_step.set(None)  # a pool thread goes on to other steps
         with _lock:
             self.running.pop(name, None)
+            self.queued.discard(name)
             self.last_line.pop(name, None)
             self._beats.pop(name, None)
             self.done += 1
@@ -193,7 +196,8 @@ class Tracker:
                 for n, t in sorted(self.running.items(), key=lambda kv: kv[1])
             )
             failed = f", {self.failed} failed" if self.failed else ""
-        return f"[{self.done}/{self.total}{failed}] " + (f"running: {running}" if running else "waiting")
+            queued = f"; {len(self.queued)} waiting for a build slot" if self.queued else ""
+        return f"[{self.done}/{self.total}{failed}] " + (f"running: {running}" if running else "waiting") + queued
 
     def heartbeats(self, now: float | None = None) -> list[str]:
         """Plain mode: one line per step that crossed another heartbeat period since the last call."""
@@ -207,6 +211,20 @@ class Tracker:
                     said = f": {self.last_line[name]}" if name in self.last_line else ""
                     lines.append(f"[{self.done}/{self.total}] {name}: still running ({now - began:.0f}s){said}")
         return lines
+
+    def pause(self, name: str) -> None:
+        with _lock:
+            if self.running.pop(name, None) is not None:
+                self.queued.add(name)
+        self._redraw()
+
+    def resume(self, name: str) -> None:
+        with _lock:
+            if name in self.queued:
+                self.queued.discard(name)
+                self.running[name] = time.monotonic()
+                self._beats[name] = 0
+        self._redraw()
 
     def said(self, name: str, line: str) -> None:
         """``line`` (already sanitized) is the latest output of running step ``name``'s child."""
@@ -255,6 +273,22 @@ a thread started inside a step inherits it only when run in ``contextvars.copy_c
 
 _ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
 """Terminal escape sequences (colours, cursor moves, titles): removed whole, not left as ``[31m``."""
+
+
+@contextmanager
+def queued() -> Iterator[None]:
+    """The current step waits for a build slot: shown as waiting, not running, meanwhile
+    (its running time starts when it gets the slot)."""
+    current = _current_step.get()
+    if current is None:
+        yield
+        return
+    tracker, name = current
+    tracker.pause(name)
+    try:
+        yield
+    finally:
+        tracker.resume(name)
 
 
 def sanitize(line: str) -> str:

@@ -25,6 +25,8 @@ copying); ``layers``: exporting, normalizing and compressing layers."""
 @dataclass
 class Phases:
     seconds: dict[str, float] = field(default_factory=dict)
+    waited: float = 0.0
+    """Time spent waiting for a build slot: not the node's own (:mod:`kubemips.slots`)."""
     _inner: list[float] = field(default_factory=list)
     """Per open phase: the time its inner phases took, subtracted from its own."""
 
@@ -49,6 +51,13 @@ def recording(phases: Phases) -> Iterator[Phases]:
         yield phases
     finally:
         _current.reset(token)
+
+
+def waited(seconds: float) -> None:
+    """Record time the current node spent waiting for a build slot."""
+    phases = _current.get()
+    if phases is not None:
+        phases.waited += seconds
 
 
 @contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,63 @@ def test_an_upgrade_of_a_base_package_is_unpacked_too() -> None:
 def test_a_plan_it_cannot_follow_is_an_error(line: str, message: str) -> None:
     with pytest.raises(hostapt.BuildError, match=message):
         hostapt._plan(line)
+
+
+def _root(tmp_path: Path, versions: dict[str, str], *, mnt: bool = True) -> Path:
+    root = tmp_path / "root"
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "usr/bin").mkdir(parents=True)
+    for name in ("perl", "sed", "dash", "basename"):
+        (root / "usr/bin" / name).write_bytes(b"\x7fELF the image's own")
+    (root / "usr/bin/sh").symlink_to("dash")
+    if mnt:
+        (root / "mnt").mkdir()
+    (root / "var/lib/dpkg/status").write_text(
+        "".join(f"Package: {p}\nStatus: install ok installed\nVersion: {v}\n\n" for p, v in versions.items())
+    )
+    return root
+
+
+def _host(package: str) -> str:
+    out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True)
+    return out.stdout
+
+
+def test_the_hosts_programs_at_the_images_versions_are_made_to_run_inside_the_root(tmp_path: Path) -> None:
+    """A copy of each, whose loader and libraries are where the host's library directory
+    is bound (/mnt/lib); perl also gets the host's core XS directories on PERL5LIB.  A
+    program whose package differs (sed here) stays the image's; a Debian revision or
+    epoch does not count, the upstream version does."""
+    versions = {"perl-base": _host("perl-base") + "~other1", "dash": _host("dash"), "sed": "1.0-1"}
+    versions["coreutils"] = _host("coreutils")
+    tools = hostapt.native_tools(_root(tmp_path, versions), tmp_path / "work", {"dash": _host("dash")}, "t")
+    assert tools is not None
+    assert tools.paths == ("usr/bin/perl", "usr/bin/dash", "usr/bin/basename")
+    for path in tools.paths:
+        copy = tools.directory / "bin" / Path(path).name
+        interpreter = subprocess.run(["patchelf", "--print-interpreter", copy], capture_output=True, text=True)
+        loader = interpreter.stdout.strip()
+        assert loader == "/mnt/lib/" + Path(loader).name, path
+        assert (tools.libdir / Path(loader).name).exists()  # the host's loader, bound there
+    dirs = tools.env().removeprefix("PERL5LIB=").split(":")
+    assert dirs and all(d.startswith("/mnt/lib/perl") for d in dirs), dirs
+    assert any(d.endswith("/perl-base") for d in dirs), dirs
+    assert "/perl5/" not in tools.perl5lib  # the host's third-party modules are not offered
+    assert '"$root"/usr/bin/dash' in tools.mount("$root") and '"$root"/usr/bin/dash' in tools.unmount("$root")
+
+
+def test_a_planned_upgrade_counts_and_without_an_empty_mnt_nothing_is_bound(tmp_path: Path) -> None:
+    versions = {"dash": _host("dash"), "perl-base": _host("perl-base")}
+    upgraded = hostapt.native_tools(
+        _root(tmp_path, versions), tmp_path / "w1", {"dash": "9.9-1", "perl-base": "1"}, "t"
+    )
+    assert upgraded is None  # both would be unpacked at other versions than the host's
+    shutil.rmtree(tmp_path / "root")
+    assert hostapt.native_tools(_root(tmp_path, versions, mnt=False), tmp_path / "w2", {}, "t") is None
+
+
+def test_upstream_versions() -> None:
+    assert hostapt._upstream("1:2.3-4+deb12u1") == "2.3"
+    assert hostapt._upstream("5.36.0-7+deb12u3") == "5.36.0"
+    assert hostapt._upstream("0.5.12-2") == "0.5.12"
+    assert hostapt._upstream("9.1") == "9.1"

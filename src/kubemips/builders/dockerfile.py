@@ -63,6 +63,14 @@ def archive_inputs(arch: Arch, ctx: BuildContext) -> list[str]:
     return [f"{src.suite}@{src.index}" for src in ctx.debian_sources(arch)]
 
 
+def host_apt_inputs(ctx: BuildContext, arch: Arch, dockerfile: Path) -> dict[str, str]:
+    """The host's install step's version, for a Dockerfile :func:`build_and_export` would
+    give to it: a change there rebuilds exactly those images."""
+    if ctx.engines.emulates(arch) and hostapt.split(dockerfile.read_text()) is not None:
+        return {"host-apt": hostapt.VERSION}
+    return {}
+
+
 def export_layers(
     ctx: BuildContext, arch: Arch, image_id: str, base: BaseImage | None, work: Path, what: str
 ) -> tuple[dict[str, Any], list[Any], str]:
@@ -182,7 +190,7 @@ class ContextBuilder(Builder[OptionsT]):
         }
         if self._archive(comp):
             doc["archive"] = archive_inputs(arch, ctx)
-        return doc
+        return {**doc, **host_apt_inputs(ctx, arch, context / dockerfile)}
 
     def build(
         self, comp: Component, image: ImageDef, arch: Arch, ctx: BuildContext, base: BaseImage | None

@@ -25,7 +25,7 @@ from ..e2e import META, OLD_META, descriptor, input_name
 from ..errors import BuildError, ConfigError
 from ..schema import check_table
 from .base import BaseImage, BuildContext, Builder, BuildOutput, Options
-from .dockerfile import archive_inputs, build_and_export, tree_digest
+from .dockerfile import archive_inputs, build_and_export, host_apt_inputs, tree_digest
 from .golang import BINARY_KEYS, GoBuilder, GoOptions, source_names
 
 _GO = GoBuilder()
@@ -108,6 +108,7 @@ class E2EDockerfileBuilder(Builder[E2EOptions]):
             "context": context_digest(comp.directory),
             "engine": ctx.engines.for_arch(arch).server_version(),
             "archive": archive_inputs(arch, ctx),
+            **host_apt_inputs(ctx, arch, comp.directory / "Dockerfile"),
         }
         go = self.go_options(comp)
         if go is not None:

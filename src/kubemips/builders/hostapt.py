@@ -22,6 +22,13 @@ gives the same result natively:
   it takes its own arch as the native one and would count ``perl-base`` (needed by
   ``perl-modules``) as missing.
 
+Most of what is left under QEMU is programs starting up: ``a2enmod``,
+``deb-systemd-helper``, ``adduser`` and debconf's frontend are perl programs, about a
+second each under QEMU (apache2's postinst runs 38 of them: 40 of its 44 s), and shell
+scripts such as ``update-ca-certificates`` start a few tools per certificate.  Where the
+host has the same version of such a program, the configure steps run the host's
+(:class:`NativeTools`); dpkg, ldconfig and the rest stay the image's own.
+
 The result, the files the step added, changed or removed, becomes one layer on the base,
 loaded into the engine; the Dockerfile's REST (the step without apt) and its other
 instructions then build on it as before.  The host's filesystems are read-only to all of
@@ -58,7 +65,7 @@ INSTALL = re.compile(
 )
 """The install step, its continuation lines joined."""
 
-VERSION = "1"
+VERSION = "3"  # 2: the host's perl runs the perl scripts; 3: and the shell and text tools
 """Part of a build's inputs: a change here rebuilds what used it."""
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -105,6 +112,138 @@ def _sandbox(work: Path, script: str, *, what: str, timeout: int = 3600) -> str:
         return cmd.run(sandboxed(work, ["sh", "-c", script]), what=what, timeout=timeout, echo=False).stdout
     except CommandError as exc:
         raise BuildError(f"{what} failed (exit code {exc.returncode}):\n{exc.tail(15)}") from None
+
+
+MOUNT = "mnt"
+"""Where the host's programs and libraries appear in the image's root while it configures:
+an empty directory of every Debian root, so nothing is created in the image for them."""
+
+TOOLS: dict[str, tuple[str, ...]] = {
+    "perl-base": ("perl",),
+    "dash": ("dash",),
+    "sed": ("sed",),
+    "grep": ("grep",),
+    "findutils": ("find", "xargs"),
+    "coreutils": (
+        "basename", "cat", "chmod", "cp", "cut", "dirname", "expr", "head", "ln", "ls", "mkdir", "mktemp", "mv",
+        "readlink", "realpath", "rm", "rmdir", "sort", "tail", "test", "[", "touch", "tr", "wc",
+    ),
+}  # fmt: skip
+"""Programs of the maintainer scripts whose work does not depend on the arch they run on,
+by the package that ships them in ``/usr/bin``: interpreters and text and file tools.
+Not here, and so always the image's own: dpkg and its tools, ldconfig, and whatever
+reports the machine (``uname``, ``arch``, ``nproc``)."""
+
+
+@dataclass(frozen=True)
+class NativeTools:
+    """Host programs made runnable inside the image's root, for its configure steps.
+
+    Maintainer scripts spend their time under QEMU starting programs, not computing:
+    perl (``a2enmod``, ``deb-systemd-helper``, ``adduser``, debconf's frontend: about a
+    second each), and the shell and the text tools of scripts such as
+    ``update-ca-certificates`` (a basename, sed, readlink and ln per certificate).  For
+    each program of :data:`TOOLS` whose package has the same upstream version on the host
+    and in the image, a copy of the host's binary, its ELF loader and library path set
+    (``patchelf``) to the host's library directory bound at ``/mnt/lib``, is bound over
+    the image's file for each configure step.  The image's files are untouched (bind
+    mounts in the build's mount namespace).  Perl gets the host's arch-specific core
+    module directories (perl-base's and libperl's, which hold the compiled parts) on
+    ``PERL5LIB``; pure-perl modules come from the image as for its own perl, and the
+    host's third-party modules are not offered."""
+
+    directory: Path
+    libdir: Path
+    paths: tuple[str, ...]
+    """The image's programs bound over, relative to its root (``usr/bin/sed``)."""
+    perl5lib: str
+
+    def mount(self, root: str) -> str:
+        """Shell lines binding them in (``root`` a shell word)."""
+        top = f"{root}/{MOUNT}"
+        lines = [f'mount --bind {shlex.quote(str(self.directory))} "{top}"']
+        lines.append(f'mount --bind {shlex.quote(str(self.libdir))} "{top}/lib"')
+        for path in self.paths:
+            name = shlex.quote(str(self.directory / "bin" / Path(path).name))
+            lines.append(f'mount --bind {name} "{root}"/{shlex.quote(path)}')
+        return "; ".join(lines)
+
+    def unmount(self, root: str) -> str:
+        images = " ".join(f'"{root}"/{shlex.quote(p)}' for p in self.paths)
+        return f'umount {images} "{root}/{MOUNT}/lib" "{root}/{MOUNT}"'
+
+    def env(self) -> str:
+        return f"PERL5LIB={self.perl5lib}" if self.perl5lib else ""
+
+
+def _upstream(version: str) -> str:
+    """``1:2.3-4+deb12u1`` -> ``2.3``: the program's own version, not Debian's revision."""
+    return version.split(":", 1)[-1].rsplit("-", 1)[0]
+
+
+def _image_versions(root: Path) -> dict[str, str]:
+    """Installed packages of the image (its dpkg status): name -> version."""
+    versions = {}
+    for stanza in (root / "var/lib/dpkg/status").read_text().split("\n\n"):
+        fields = dict(re.findall(r"^([A-Za-z-]+): (.*)$", stanza, re.M))
+        if fields.get("Package") and fields.get("Version"):
+            versions[fields["Package"]] = fields["Version"]
+    return versions
+
+
+def native_tools(root: Path, work: Path, planned: dict[str, str], what: str) -> NativeTools | None:
+    """The host's programs for ``root``'s configure steps (those of :data:`TOOLS` the host
+    and the image, once ``planned`` (name -> version) is unpacked, have at the same
+    version), or None with the reason logged."""
+    patchelf = shutil.which("patchelf")
+    mount_point = root / MOUNT
+    if patchelf is None:
+        log.info(f"[{what}] maintainer scripts' programs all run under QEMU: no patchelf on the host")
+        return None
+    if not mount_point.is_dir() or any(mount_point.iterdir()):
+        log.info(f"[{what}] maintainer scripts' programs all run under QEMU: the image has no empty /{MOUNT}")
+        return None
+    image = {**_image_versions(root), **planned}
+    host_query = cmd.run(
+        ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", *TOOLS], what="dpkg-query", echo=False, check=False
+    )
+    host = dict(line.split(" ", 1) for line in host_query.stdout.splitlines() if " " in line)
+    chosen: list[tuple[Path, str]] = []
+    for package, names in TOOLS.items():
+        if package not in image or package not in host or _upstream(image[package]) != _upstream(host[package]):
+            continue
+        for name in names:
+            inside, outside = root / "usr/bin" / name, Path("/usr/bin") / name
+            if inside.is_file() and not inside.is_symlink() and outside.is_file():
+                chosen.append((outside, f"usr/bin/{name}"))
+    if not chosen:
+        log.info(f"[{what}] maintainer scripts' programs all run under QEMU: no host program at the image's version")
+        return None
+    interpreter = Path(
+        cmd.run([patchelf, "--print-interpreter", str(chosen[0][0])], what="patchelf", echo=False).stdout.strip()
+    ).resolve()
+    libdir = interpreter.parent
+    directory = work / "native"
+    (directory / "lib").mkdir(parents=True)
+    (directory / "bin").mkdir()
+    inside_lib = f"/{MOUNT}/lib"
+    copies = []
+    for outside, _ in chosen:
+        copies.append(directory / "bin" / outside.name)
+        shutil.copy2(outside, copies[-1])
+    for copy in copies:
+        cmd.run(
+            [patchelf, "--set-interpreter", f"{inside_lib}/{interpreter.name}", "--force-rpath", "--set-rpath",
+             inside_lib, copy], what="patchelf", echo=False,
+        )  # fmt: skip
+    perl5lib = ""
+    if "usr/bin/perl" in (p for _, p in chosen):
+        inc = cmd.run(["/usr/bin/perl", "-e", 'print join("\\n", @INC), "\\n"'], what="host perl", echo=False)
+        core = [d for d in inc.stdout.split() if d.startswith(f"{libdir}/perl") and "/perl5" not in d]
+        perl5lib = ":".join(d.replace(str(libdir), inside_lib, 1) for d in core)
+    listed = " ".join(Path(p).name for _, p in chosen)
+    log.info(f"[{what}] maintainer scripts run the host's {listed} (the image's versions)")
+    return NativeTools(directory, libdir, tuple(p for _, p in chosen), perl5lib)
 
 
 def _apply_layer(tar_path: Path, root: Path) -> None:
@@ -287,14 +426,25 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
         env,
         f'root={shlex.quote(str(root))}; mount -t proc proc "$root/proc"; mount --rbind /dev "$root/dev"',
     ]
+    planned = {e[0]: e[1] for op, entries in steps if op == "Inst" for e in entries}
+    tools = native_tools(root, work, planned, what)
     chroot = f'chroot "$root" /usr/bin/env -i PATH={PATH} DEBIAN_FRONTEND=noninteractive HOME=/root'
+    if tools is not None and tools.env():
+        chroot += f" {tools.env()}"
+
+    def configure(args: str) -> str:
+        if tools is None:
+            return f"{chroot} dpkg --configure {args}"
+        # Bound per step: an unpack (of a newer perl-base, say) must be able to replace the files.
+        return f"{tools.mount('$root')}; {chroot} dpkg --configure {args}; {tools.unmount('$root')}"
+
     for op, entries in steps:
         if op == "Inst":
             files = " ".join(shlex.quote(str(_deb(debs, *e))) for e in entries)
             script.append(f'dpkg --root="$root" --force-depends --no-triggers --unpack {files}')
         else:
-            script.append(f"{chroot} dpkg --configure {' '.join(e[0] for e in entries)}")
-    script.append(f"{chroot} dpkg --configure -a")
+            script.append(configure(" ".join(e[0] for e in entries)))
+    script.append(configure("-a"))
     manual = {p.split("=")[0].split("/")[0] for p in packages}
     # As apt-get install marks: what it pulled in is automatic; an upgraded base package
     # keeps its mark.
@@ -310,7 +460,8 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
         layer = work / "layer.tar"
         entries_written = _diff_layer(root, before, layer, ctx.settings.source_date_epoch)
         size = layer.stat().st_size
-        tag = _load(ctx, arch, manifest, config, work / "base", layer, packages, what)
+        how = "host apt and dpkg" + (", host tools" if tools is not None else "")
+        tag = _load(ctx, arch, manifest, config, work / "base", layer, packages, how, what)
     log.info(f"[{what}] package layer: {entries_written} entries, {size / 2**20:.1f} MiB")
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(debs, ignore_errors=True)
@@ -340,6 +491,7 @@ def _load(
     layers: Path,
     layer: Path,
     packages: Sequence[str],
+    how: str,
     what: str,
 ) -> str:
     """``docker load`` the base (its saved files in ``layers``) plus ``layer`` under a
@@ -349,7 +501,7 @@ def _load(
     shutil.move(layer, layers / "packages.tar")
     new = dict(config)
     new["rootfs"] = {"type": "layers", "diff_ids": [*config["rootfs"]["diff_ids"], diff_id]}
-    step = f"apt-get install --no-install-recommends {' '.join(packages)} (host apt and dpkg, {VERSION})"
+    step = f"apt-get install --no-install-recommends {' '.join(packages)} ({how}, {VERSION})"
     created = iso_time(ctx.settings.source_date_epoch)
     new["history"] = [*config.get("history", []), {"created": created, "created_by": step}]
     body = json.dumps(new, sort_keys=True).encode()
