@@ -143,6 +143,8 @@ class Runner:
         self.tag_images = tag_images
         self.slots = Slots(settings.jobs)
         self.priority: dict[str, float] = {}
+        self.started: dict[str, int] = {}
+        """Node -> the order the walk started it in: ties for a slot go to the earlier."""
         self.stopping = ""
         """Why the walk starts nothing new, once it does not."""
         self.ctx = BuildContext(settings, oci.BlobStore(settings.blob_dir), engines, sources or {})
@@ -336,7 +338,7 @@ class Runner:
     def _slot(self, node: Node) -> Iterator[None]:
         """One of the ``jobs`` build slots, for work that needs a core (:mod:`.slots`)."""
         with log.queued():
-            timing.waited(self.slots.acquire(self.priority.get(node.id, 0.0)))
+            timing.waited(self.slots.acquire(self.priority.get(node.id, 0.0), self.started.get(node.id, 0)))
         if self.stopping:  # it waited while the run was interrupted or faulted
             self.slots.release()
             raise _NotStarted(self.stopping)
@@ -574,6 +576,7 @@ class Runner:
                 # slot only once it knows it must build (self.slots).
                 ready.sort(key=lambda n: -priority[n.id])
                 for node in ready[: max(0, in_flight - len(running))]:
+                    self.started[node.id] = len(self.started)
                     running[pool.submit(task, node)] = node
                     pending.remove(node)
                 if not running:

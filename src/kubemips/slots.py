@@ -20,20 +20,21 @@ class Slots:
     def __init__(self, count: int) -> None:
         self._free = count
         self._cond = threading.Condition()
-        self._waiting: list[tuple[float, int]] = []
+        self._waiting: list[tuple[float, int, int]] = []
         self._order = itertools.count()
         self._held = threading.local()
 
-    def acquire(self, priority: float) -> float:
-        """Take a slot, after every waiting node of a higher priority; return the seconds
-        waited.  A thread that holds one already goes on (a build's smoke run is part of
-        the build): every acquire is matched by a :meth:`release`."""
+    def acquire(self, priority: float, order: int = 0) -> float:
+        """Take a slot, after every waiting node of a higher priority (of the same one, of a
+        lower ``order``: the order the walk started them in); return the seconds waited.
+        A thread that holds one already goes on (a build's smoke run is part of the
+        build): every acquire is matched by a :meth:`release`."""
         depth = getattr(self._held, "depth", 0)
         self._held.depth = depth + 1
         if depth:
             return 0.0
         began = time.monotonic()
-        ticket = (-priority, next(self._order))
+        ticket = (-priority, order, next(self._order))
         with self._cond:
             heapq.heappush(self._waiting, ticket)
             while not (self._free and self._waiting[0] == ticket):

@@ -37,6 +37,26 @@ def test_at_most_count_hold_and_a_freed_slot_goes_to_the_highest_priority() -> N
     assert most == 1
 
 
+def test_equal_priorities_go_in_the_order_given_not_the_order_of_arrival() -> None:
+    slots = Slots(1)
+    order: list[int] = []
+    slots.acquire(0.0)
+
+    def work(n: int) -> None:
+        slots.acquire(1.0, n)
+        order.append(n)
+        slots.release()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in (3, 1, 2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    slots.release()
+    for thread in threads:
+        thread.join(5)
+    assert order == [1, 2, 3]
+
+
 def test_two_slots_run_two_at_once() -> None:
     slots = Slots(2)
     started = threading.Barrier(2, timeout=5)
