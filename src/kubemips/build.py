@@ -413,7 +413,11 @@ class Runner:
         existing = self.registry.get_manifest(name, node.tag)
         kept = self._other_arches(name, node, existing)
         entries += kept
-        digest, res.status = publish_list(self.registry, name, node.tag, entries, node.arches, existing)
+        # Every entry's image was verified in this run: by its node, or by _other_arches.
+        verified = {e.digest for e in entries}
+        digest, res.status = publish_list(
+            self.registry, name, node.tag, entries, node.arches, existing, verified=verified
+        )
         res.digest = digest
         also = f"; kept {', '.join(e.arch.name for e in kept)} from the previous list" if kept else ""
         log.info(f"[{node.id}] {res.status} {self.registry.ref(name, node.tag)} ({digest[:19]}), verified{also}")

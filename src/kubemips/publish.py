@@ -9,7 +9,7 @@ through :func:`publish_list`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from . import oci
 from .arch import Arch
@@ -24,15 +24,18 @@ def publish_list(
     entries: Sequence[oci.ListEntry],
     arches: Sequence[Arch],
     existing: Manifest | None,
+    *,
+    verified: Collection[str] = (),
 ) -> tuple[str, str]:
     """Publish the list of ``entries`` as ``repo:tag`` unless ``existing`` (what the tag
-    names now) is that list already; verify it holds ``arches``.  Returns (digest, status),
-    status ``published`` or ``unchanged``."""
+        names now) is that list already; verify it holds ``arches``.  Returns (digest, status),
+        status ``published`` or ``unchanged``.  ``verified``: children the caller has read back
+    and checked in this run."""
     raw = oci.canonical_json(oci.manifest_list(entries))
     digest = oci.sha256_digest(raw)
     status = "unchanged" if existing is not None and existing.digest == digest else "published"
     if status == "published":
         reg.put_manifest(repo, digest, raw, oci.MANIFEST_LIST)
         reg.put_manifest(repo, tag, raw, oci.MANIFEST_LIST)
-    verify_list(reg, repo, tag, arches, expected=digest)
+    verify_list(reg, repo, tag, arches, expected=digest, verified=verified)
     return digest, status

@@ -241,6 +241,10 @@ def _short(exc: BaseException) -> str:
 # -- the client ---------------------------------------------------------------------------------
 
 
+SMALL_BLOB = 1 << 16
+"""Blobs up to this size (configs) are kept by :meth:`Registry.get_blob` for the run."""
+
+
 class Registry:
     """One registry host plus an optional namespace prefix for repository names.
 
@@ -261,6 +265,7 @@ class Registry:
         timeouts: Timeouts | None = None,
         retries: Retries | None = None,
     ) -> None:
+        self._small_blobs: dict[tuple[str, str], bytes] = {}
         self.address = address
         host, _, namespace = address.partition("/")
         self.host = host
@@ -688,8 +693,16 @@ class Registry:
         return self._has_blob(repo, digest, [repository_scope(repo)])
 
     def get_blob(self, name: str, digest: str) -> bytes:
+        """The blob, checked against its digest.  A small one (a config) is read once per
+        repository: a run asks for the same base's and image's configs many times."""
         repo = self.repo(name)
-        return self._retrying(f"get blob {digest[:19]} from {repo}", lambda: self._get_blob_once(repo, digest))
+        kept = self._small_blobs.get((repo, digest))
+        if kept is not None:
+            return kept
+        data = self._retrying(f"get blob {digest[:19]} from {repo}", lambda: self._get_blob_once(repo, digest))
+        if len(data) <= SMALL_BLOB:
+            self._small_blobs[(repo, digest)] = data
+        return data
 
     def _get_blob_once(self, repo: str, digest: str) -> bytes:
         what = f"get blob {digest[:19]} from {repo}"

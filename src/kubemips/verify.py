@@ -9,7 +9,7 @@ platforms, and every child passes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from . import log
@@ -59,9 +59,16 @@ def child_for(doc: dict[str, Any], arch: Arch) -> str | None:
 
 
 def verify_list(
-    reg: Registry, name: str, tag: str, arches: Sequence[Arch], *, expected: str | None = None
+    reg: Registry,
+    name: str,
+    tag: str,
+    arches: Sequence[Arch],
+    *,
+    expected: str | None = None,
+    verified: Collection[str] = (),
 ) -> dict[Arch, str]:
-    """Verify a manifest list by tag; returns arch -> child digest."""
+    """Verify a manifest list by tag; returns arch -> child digest.  A child in
+    ``verified`` (read back and checked by the caller in this run) is not read again."""
     where = reg.ref(name, tag)
     manifest = reg.get_manifest(name, tag)
     if manifest is None:
@@ -83,7 +90,8 @@ def verify_list(
     if missing:
         raise VerifyError(f"{where}: list lacks {', '.join(missing)}")
     for arch, digest in children.items():
-        verify_image(reg, name, digest, arch)
+        if digest not in verified:
+            verify_image(reg, name, digest, arch)
     return children
 
 
