@@ -348,21 +348,20 @@ class Runner:
             self.slots.release()
 
     def _smoke(self, node: ImageNode, res: ImageResult, results: Mapping[str, Result]) -> None:
-        if self.smoke_enabled and (self.force or not self._smoke_marker(node, res.digest).exists()):
-            with self._slot(node), timing.phase("smoke"):
-                self._smoke_check(node, res, results)
-            return
+        """Smoke-check the image unless disabled or already passed; the run itself takes a
+        build slot, outside the phase (the wait is not smoke time)."""
         with timing.phase("smoke"):
-            self._smoke_check(node, res, results)
+            marker = self._smoke_marker(node, res.digest)
+            if not self.smoke_enabled:
+                res.smoke = "skipped"
+                return
+            if marker.exists() and not self.force:
+                res.smoke = "cached"
+                return
+        with self._slot(node), timing.phase("smoke"):
+            self._smoke_check(node, res, marker, results)
 
-    def _smoke_check(self, node: ImageNode, res: ImageResult, results: Mapping[str, Result]) -> None:
-        if not self.smoke_enabled:
-            res.smoke = "skipped"
-            return
-        marker = self._smoke_marker(node, res.digest)
-        if marker.exists() and not self.force:
-            res.smoke = "cached"
-            return
+    def _smoke_check(self, node: ImageNode, res: ImageResult, marker: Path, results: Mapping[str, Result]) -> None:
         comp, image, arch = node.comp, node.image, node.arch
         smoke = image.smoke
         engine = self.engines.for_arch(arch)

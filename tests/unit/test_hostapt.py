@@ -167,7 +167,7 @@ def test_the_hosts_programs_at_the_images_versions_are_made_to_run_inside_the_ro
     epoch does not count, the upstream version does."""
     versions = {"perl-base": _host("perl-base") + "~other1", "dash": _host("dash"), "sed": "1.0-1"}
     versions["coreutils"] = _host("coreutils")
-    tools = hostapt.native_tools(_root(tmp_path, versions), tmp_path / "work", {"dash": _host("dash")}, "t")
+    tools = hostapt.native_tools(_root(tmp_path, versions), tmp_path / "work", {**versions, "dash": _host("dash")}, "t")
     assert tools is not None
     assert tools.paths == ("usr/bin/perl", "usr/bin/dash", "usr/bin/basename")
     for path in tools.paths:
@@ -190,7 +190,7 @@ def test_a_planned_upgrade_counts_and_without_an_empty_mnt_nothing_is_bound(tmp_
     )
     assert upgraded is None  # both would be unpacked at other versions than the host's
     shutil.rmtree(tmp_path / "root")
-    assert hostapt.native_tools(_root(tmp_path, versions, mnt=False), tmp_path / "w2", {}, "t") is None
+    assert hostapt.native_tools(_root(tmp_path, versions, mnt=False), tmp_path / "w2", versions, "t") is None
 
 
 def test_upstream_versions() -> None:

@@ -191,10 +191,10 @@ def _image_versions(root: Path) -> dict[str, str]:
     return versions
 
 
-def native_tools(root: Path, work: Path, planned: dict[str, str], what: str) -> NativeTools | None:
+def native_tools(root: Path, work: Path, versions: dict[str, str], what: str) -> NativeTools | None:
     """The host's programs for ``root``'s configure steps (those of :data:`TOOLS` the host
-    and the image, once ``planned`` (name -> version) is unpacked, have at the same
-    version), or None with the reason logged."""
+    and the image, whose packages once unpacked are ``versions`` (name -> version), have
+    at the same version), or None with the reason logged."""
     patchelf = shutil.which("patchelf")
     mount_point = root / MOUNT
     if patchelf is None:
@@ -203,7 +203,7 @@ def native_tools(root: Path, work: Path, planned: dict[str, str], what: str) -> 
     if not mount_point.is_dir() or any(mount_point.iterdir()):
         log.info(f"[{what}] maintainer scripts' programs all run under QEMU: the image has no empty /{MOUNT}")
         return None
-    image = {**_image_versions(root), **planned}
+    image = versions
     host_query = cmd.run(
         ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", *TOOLS], what="dpkg-query", echo=False, check=False
     )
@@ -227,11 +227,9 @@ def native_tools(root: Path, work: Path, planned: dict[str, str], what: str) -> 
     (directory / "lib").mkdir(parents=True)
     (directory / "bin").mkdir()
     inside_lib = f"/{MOUNT}/lib"
-    copies = []
     for outside, _ in chosen:
-        copies.append(directory / "bin" / outside.name)
-        shutil.copy2(outside, copies[-1])
-    for copy in copies:
+        copy = directory / "bin" / outside.name
+        shutil.copy2(outside, copy)
         cmd.run(
             [patchelf, "--set-interpreter", f"{inside_lib}/{interpreter.name}", "--force-rpath", "--set-rpath",
              inside_lib, copy], what="patchelf", echo=False,
@@ -395,7 +393,7 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
             # The host's dpkg installs another arch's packages only where the database says
             # that arch is configured (mmdebstrap writes this file).
             raise BuildError(f"[{what}] the base {base.ref} does not name {arch.debian} in /var/lib/dpkg/arch")
-        present = set(re.findall(r"^Package: (\S+)$", (root / "var/lib/dpkg/status").read_text(), re.M))
+        installed = _image_versions(root)
         before = _snapshot(root)
         shared = _Shared(ctx.settings.cache_dir, arch)
         shared.seed(root / "var/lib/apt/lists", debs)  # after the snapshot: not in the layer
@@ -427,7 +425,7 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
         f'root={shlex.quote(str(root))}; mount -t proc proc "$root/proc"; mount --rbind /dev "$root/dev"',
     ]
     planned = {e[0]: e[1] for op, entries in steps if op == "Inst" for e in entries}
-    tools = native_tools(root, work, planned, what)
+    tools = native_tools(root, work, {**installed, **planned}, what)
     chroot = f'chroot "$root" /usr/bin/env -i PATH={PATH} DEBIAN_FRONTEND=noninteractive HOME=/root'
     if tools is not None and tools.env():
         chroot += f" {tools.env()}"
@@ -448,7 +446,7 @@ def install(ctx: BuildContext, arch: Arch, base: BaseImage, packages: Sequence[s
     manual = {p.split("=")[0].split("/")[0] for p in packages}
     # As apt-get install marks: what it pulled in is automatic; an upgraded base package
     # keeps its mark.
-    auto = sorted({e[0] for op, entries in steps if op == "Inst" for e in entries} - manual - present)
+    auto = sorted({e[0] for op, entries in steps if op == "Inst" for e in entries} - manual - set(installed))
     if auto:
         script.append(f"apt-mark auto {' '.join(auto)} >/dev/null")
     script.append('rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin')
